@@ -1,0 +1,95 @@
+//! The handler SDK: the bindings of the `handler` world in `wit/` plus the
+//! few helpers every handler wants, so a handler crate holds only its rule.
+//!
+//! ```ignore
+//! use handler_sdk::{Delivery, Description, Event, Guest, HandlerError};
+//!
+//! struct Audit;
+//!
+//! impl Guest for Audit {
+//!     fn describe() -> Description {
+//!         Description::new(&["user-events"], &["USER_REGISTERED"])
+//!     }
+//!     fn handle(event: Event, _delivery: Delivery) -> Result<(), HandlerError> {
+//!         println!("audit: {} {}", event.event_type, event.id);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! handler_sdk::export!(Audit);
+//! ```
+
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "handler",
+        pub_export_macro: true,
+        export_macro_name: "export",
+        default_bindings_module: "handler_sdk",
+    });
+}
+
+pub mod notifications;
+
+pub use bindings::Guest;
+pub use bindings::event_host::handler::types::{
+    Delivery, Description, Event, HandlerError, OutgoingEvent,
+};
+#[doc(hidden)]
+pub use bindings::*;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+impl Description {
+    /// Subscribe to `topics`, handling only `event_types` (all types when empty).
+    pub fn new(topics: &[&str], event_types: &[&str]) -> Self {
+        Self {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            event_types: event_types.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+}
+
+impl Event {
+    /// Parses the event's `data` into `T`. Data that does not fit is a fatal
+    /// error: retrying the same bytes cannot help.
+    pub fn data<T: DeserializeOwned>(&self) -> Result<T, HandlerError> {
+        serde_json::from_str(&self.data).map_err(|e| {
+            HandlerError::Fatal(format!(
+                "{} event {}: bad data: {e}",
+                self.event_type, self.id
+            ))
+        })
+    }
+}
+
+/// Publishes an event through the host and returns its id. The host sends it
+/// only if the current `handle` call succeeds.
+pub fn publish(
+    topic: &str,
+    event_type: &str,
+    user_id: Option<&str>,
+    data: &impl Serialize,
+) -> Result<String, HandlerError> {
+    let data = serde_json::to_string(data)
+        .map_err(|e| HandlerError::Fatal(format!("cannot encode {event_type} data: {e}")))?;
+    bindings::event_host::handler::publisher::publish(&OutgoingEvent {
+        topic: topic.to_string(),
+        event_type: event_type.to_string(),
+        user_id: user_id.map(str::to_string),
+        data,
+    })
+    .map_err(HandlerError::Fatal)
+}
+
+/// A fresh random UUID (v4), as text.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The current time in RFC 3339 UTC with milliseconds, like JavaScript's
+/// `Date.prototype.toISOString`.
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}

@@ -1,0 +1,192 @@
+//! The HTTP API: the demo's routes, a generic publish route, the handlers'
+//! status and health. Requests are validated before anything is published;
+//! every error is JSON (see [`error`]).
+
+mod demo;
+mod error;
+mod fields;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tower_http::timeout::TimeoutLayer;
+
+pub use demo::{NOTIFICATION_EVENTS, ORDER_EVENTS, USER_EVENTS};
+pub use error::ApiError;
+use error::JsonBody;
+use fields::Id;
+
+use crate::bus::{BrokerInfo, Bus, Stored};
+use crate::event::{Event, EventType, Topic, now_rfc3339};
+use crate::registry::{HandlerView, Registry};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 256 * 1024;
+/// Longest a request may take, publish included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the routes share.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+struct Shared {
+    bus: Arc<Bus>,
+    registry: Arc<Registry>,
+    /// Start-up has finished: every handler found at start-up was loaded.
+    started: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(bus: Arc<Bus>, registry: Arc<Registry>) -> Self {
+        Self(Arc::new(Shared {
+            bus,
+            registry,
+            started: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn set_started(&self) {
+        self.0.started.store(true, Ordering::Release);
+    }
+
+    /// Ready to take events: started, and every handler is consuming.
+    pub fn is_ready(&self) -> bool {
+        self.0.started.load(Ordering::Acquire) && self.0.registry.all_running()
+    }
+
+    async fn publish(&self, topic: &Topic, event: &Event) -> Result<Stored, ApiError> {
+        self.0
+            .bus
+            .ensure_topics(std::slice::from_ref(topic))
+            .await?;
+        let stored = self.0.bus.publisher().publish(topic, event).await?;
+        tracing::debug!(%topic, event_type = %event.event_type, id = %event.id, ?stored, "event published");
+        Ok(stored)
+    }
+}
+
+/// The router, without a socket: tests drive it directly.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/users", post(demo::register_user))
+        .route("/users/{user_id}", put(demo::update_profile))
+        .route("/orders", post(demo::create_order))
+        .route("/orders/{order_id}/complete", put(demo::complete_order))
+        .route("/events/{topic}", post(publish_event))
+        .route("/handlers", get(list_handlers))
+        .route("/handlers/{name}", get(get_handler))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Health {
+    /// `healthy` when every handler is consuming, `starting` before.
+    status: &'static str,
+    timestamp: String,
+    broker: BrokerInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<&'static str>,
+    handlers: HandlerCounts,
+}
+
+#[derive(Serialize)]
+struct HandlerCounts {
+    running: usize,
+    total: usize,
+}
+
+/// `GET /health`: 200 when ready, 503 while starting.
+async fn health(State(app): State<AppState>) -> impl IntoResponse {
+    let ready = app.is_ready();
+    let handlers = app.0.registry.list();
+    let broker = app.0.bus.info().clone();
+    let warning = (broker.mode == "embedded").then_some(
+        "embedded broker: events live in this process's memory only and are lost when it stops; set KAFKA_BROKERS for a real cluster",
+    );
+    let body = Health {
+        status: if ready { "healthy" } else { "starting" },
+        timestamp: now_rfc3339(),
+        broker,
+        warning,
+        handlers: HandlerCounts {
+            running: handlers
+                .iter()
+                .filter(|h| h.status == crate::registry::Status::Running)
+                .count(),
+            total: handlers.len(),
+        },
+    };
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEvent {
+    #[serde(rename = "type")]
+    event_type: String,
+    #[serde(rename = "userId", default)]
+    user_id: Option<Id>,
+    data: Box<RawValue>,
+}
+
+/// `POST /events/:topic`: publishes any event in the standard envelope.
+/// The topic is created (with the host's partition count) if it is new.
+async fn publish_event(
+    State(app): State<AppState>,
+    Path(topic): Path<String>,
+    JsonBody(new): JsonBody<NewEvent>,
+) -> Result<(StatusCode, Json<Event>), ApiError> {
+    let topic = Topic::parse(&topic).map_err(|e| ApiError::invalid("topic", e.to_string()))?;
+    let event_type =
+        EventType::parse(&new.event_type).map_err(|e| ApiError::invalid("type", e.to_string()))?;
+    let event = Event::new(event_type, new.user_id.map(String::from), new.data);
+    app.publish(&topic, &event).await?;
+    Ok((StatusCode::CREATED, Json(event)))
+}
+
+/// `GET /handlers`: every handler with its status, subscriptions and counters.
+async fn list_handlers(State(app): State<AppState>) -> Json<Vec<HandlerView>> {
+    Json(app.0.registry.list())
+}
+
+/// `GET /handlers/:name`.
+async fn get_handler(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<HandlerView>, ApiError> {
+    app.0
+        .registry
+        .get(&name)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no handler named {name:?}")))
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

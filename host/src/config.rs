@@ -1,0 +1,148 @@
+//! Every setting of the host in one place: its flag, its environment
+//! variable and its default. `main` parses it; tests build it by hand.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "event-host", version, about)]
+pub struct Config {
+    /// HTTP port of the API.
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+
+    /// Address the API listens on. Use 0.0.0.0 to accept other machines.
+    #[arg(long, env = "BIND_ADDRESS", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub bind_address: IpAddr,
+
+    /// Kafka bootstrap servers, comma-separated. When unset, the host starts
+    /// an embedded in-memory broker (for development only: it keeps nothing).
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// Folder of handler components: every `NAME.wasm` in it is loaded as
+    /// handler NAME. `cargo build` puts the workspace's handlers here.
+    #[arg(long, env = "HANDLERS_DIR", default_value = "handlers")]
+    pub handlers_dir: PathBuf,
+
+    /// Partitions of the topics the host creates.
+    #[arg(long, env = "TOPIC_PARTITIONS", default_value_t = 3)]
+    pub topic_partitions: i32,
+
+    /// Replication factor of the topics the host creates.
+    #[arg(long, env = "TOPIC_REPLICATION", default_value_t = 1)]
+    pub topic_replication: i32,
+
+    /// Where a handler's new consumer group starts reading.
+    #[arg(long, env = "OFFSET_RESET", value_enum, default_value_t = OffsetReset::Earliest)]
+    pub offset_reset: OffsetReset,
+
+    /// Attempts per event before it is dead-lettered (retryable errors and traps).
+    #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+
+    /// Delay before the first retry; doubled each retry, with jitter.
+    #[arg(long, env = "RETRY_BACKOFF_MS", default_value_t = 100)]
+    pub retry_backoff_ms: u64,
+
+    /// Wall-clock limit for one handler call; a handler still running is stopped.
+    #[arg(long, env = "HANDLER_TIMEOUT_MS", default_value_t = 5_000)]
+    pub handler_timeout_ms: u64,
+
+    /// Linear-memory limit of one handler instance, in MiB.
+    #[arg(long, env = "HANDLER_MEMORY_MB", default_value_t = 64)]
+    pub handler_memory_mb: usize,
+
+    /// How long the broker may take to acknowledge a published event.
+    #[arg(long, env = "PUBLISH_TIMEOUT_MS", default_value_t = 10_000)]
+    pub publish_timeout_ms: u64,
+
+    /// How long shutdown waits for in-flight events before giving up.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000)]
+    pub shutdown_timeout_ms: u64,
+}
+
+/// Where a consumer group without committed offsets starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OffsetReset {
+    /// Every event still on the topic (no event sent before a handler
+    /// started is missed).
+    Earliest,
+    /// Only events published after the handler joined.
+    Latest,
+}
+
+impl OffsetReset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Earliest => "earliest",
+            Self::Latest => "latest",
+        }
+    }
+}
+
+impl Config {
+    /// The defaults, as if no flag or variable was given.
+    pub fn defaults() -> Self {
+        Self::parse_from(["event-host"])
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind_address, self.port)
+    }
+
+    pub fn handler_timeout(&self) -> Duration {
+        Duration::from_millis(self.handler_timeout_ms)
+    }
+
+    pub fn retry_backoff(&self) -> Duration {
+        Duration::from_millis(self.retry_backoff_ms)
+    }
+
+    pub fn publish_timeout(&self) -> Duration {
+        Duration::from_millis(self.publish_timeout_ms)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_demo() {
+        let c = Config::try_parse_from(["event-host"]).unwrap();
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.topic_partitions, 3);
+        assert_eq!(c.handlers_dir, PathBuf::from("handlers"));
+        assert_eq!(c.offset_reset, OffsetReset::Earliest);
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let c = Config::try_parse_from([
+            "event-host",
+            "--port",
+            "8081",
+            "--kafka-brokers",
+            "a:9092,b:9092",
+            "--offset-reset",
+            "latest",
+        ])
+        .unwrap();
+        assert_eq!(c.port, 8081);
+        assert_eq!(c.kafka_brokers.as_deref(), Some("a:9092,b:9092"));
+        assert_eq!(c.offset_reset, OffsetReset::Latest);
+    }
+
+    #[test]
+    fn a_bad_port_is_rejected() {
+        assert!(Config::try_parse_from(["event-host", "--port", "http"]).is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! Rust types for the `handler` world in `wit/`, generated at compile time.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "handler",
+    exports: { default: async },
+});
+
+pub use self::event_host::handler::types::OutgoingEvent;

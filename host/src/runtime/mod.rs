@@ -1,0 +1,439 @@
+//! Runs handler components with wasmtime.
+//!
+//! One [`Runtime`] per process holds the `Engine` and the `Linker`; each
+//! handler version becomes one [`Component`]: compiled, linked and
+//! type-checked once (a `HandlerPre`), then instantiated in a fresh `Store`
+//! for every event, so no state leaks from one event to the next. Every call
+//! runs under a wall-clock deadline (epoch interruption) and a memory cap.
+//!
+//! Nothing here knows about Kafka or HTTP.
+
+mod bindings;
+mod state;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
+
+pub use bindings::{Delivery, Event as WitEvent};
+use bindings::{HandlerError, HandlerPre};
+use state::HostState;
+pub use state::Outgoing;
+
+use crate::event::{Event, Topic};
+
+/// How often the epoch ticks: the granularity of deadlines, and how often a
+/// long-running handler yields to other tasks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Instances that may run at once with the pooling allocator.
+const POOL_INSTANCES: u32 = 128;
+
+/// Limits applied to every handler invocation.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+}
+
+/// The engine and linker shared by every handler.
+pub struct Runtime {
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+    limits: Limits,
+    allocator: Allocator,
+    _ticker: EpochTicker,
+}
+
+/// How instance memory is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Allocator {
+    /// Slots reserved up front and reused: the fast path.
+    Pooling,
+    /// Allocated per instance: used when the address space is too small to
+    /// reserve the pool (e.g. under `ulimit -v`).
+    OnDemand,
+}
+
+impl Runtime {
+    pub fn new(limits: Limits) -> anyhow::Result<Self> {
+        let (engine, allocator) = match Engine::new(&engine_config(Some(limits))) {
+            Ok(engine) => (engine, Allocator::Pooling),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reserve the instance pool; using on-demand allocation");
+                let engine = Engine::new(&engine_config(None)).map_err(anyhow::Error::from)?;
+                (engine, Allocator::OnDemand)
+            }
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        bindings::Handler::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)?;
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+            limits,
+            allocator,
+            _ticker: ticker,
+        })
+    }
+
+    pub fn allocator(&self) -> Allocator {
+        self.allocator
+    }
+
+    /// Compiles, links and validates a handler, then asks it to describe
+    /// itself. Compilation runs on a blocking thread: it is CPU-heavy and
+    /// must not stall the consume loops or the API.
+    pub async fn load(&self, name: &str, bytes: Vec<u8>) -> Result<Component, LoadError> {
+        check_header(&bytes)?;
+        let digest = digest(&bytes);
+        let engine = self.engine.clone();
+        let linker = self.linker.clone();
+        let pre = tokio::task::spawn_blocking(move || {
+            let component = wasmtime::component::Component::new(&engine, &bytes)
+                .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+            HandlerPre::new(pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))
+        })
+        .await
+        .map_err(|e| LoadError::Compile(format!("compiler task failed: {e}")))??;
+
+        let mut store = self.store();
+        let description = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_describe(&mut store).await
+        }
+        .await
+        .map_err(|e| LoadError::Describe(error_text(&e)))?;
+        let subscription = Subscription::try_from(description)?;
+        Ok(Component(Arc::new(Inner {
+            name: name.to_string(),
+            digest,
+            loaded_at: SystemTime::now(),
+            subscription,
+            pre,
+            limits: self.limits,
+        })))
+    }
+
+    fn store(&self) -> Store<HostState> {
+        new_store(&self.engine, self.limits)
+    }
+}
+
+fn new_store(engine: &Engine, limits: Limits) -> Store<HostState> {
+    let mut store = Store::new(engine, HostState::new(limits.memory_bytes));
+    store.limiter(|s| &mut s.limits);
+    let deadline = Instant::now() + limits.timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Err(wasmtime::Error::new(DeadlineExceeded))
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store
+}
+
+fn engine_config(pool_for: Option<Limits>) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    if let Some(limits) = pool_for {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(POOL_INSTANCES)
+            .total_core_instances(POOL_INSTANCES * 8)
+            .max_core_instances_per_component(16)
+            .total_memories(POOL_INSTANCES * 2)
+            .total_tables(POOL_INSTANCES * 4)
+            .total_stacks(POOL_INSTANCES)
+            .max_memory_size(limits.memory_bytes);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// One version of one handler, ready to handle events. Cheap to clone.
+#[derive(Clone)]
+pub struct Component(Arc<Inner>);
+
+struct Inner {
+    name: String,
+    digest: String,
+    loaded_at: SystemTime,
+    subscription: Subscription,
+    pre: HandlerPre<HostState>,
+    limits: Limits,
+}
+
+impl fmt::Debug for Component {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Component")
+            .field("name", &self.0.name)
+            .field("digest", &self.0.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an invocation that succeeded leaves behind.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Events to publish before the consumed event is committed.
+    pub outbox: Vec<Outgoing>,
+}
+
+impl Component {
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// A hash of the component's bytes, naming this version.
+    pub fn digest(&self) -> &str {
+        &self.0.digest
+    }
+
+    pub fn loaded_at(&self) -> SystemTime {
+        self.0.loaded_at
+    }
+
+    pub fn subscription(&self) -> &Subscription {
+        &self.0.subscription
+    }
+
+    /// Handles one event in a fresh instance. Whatever the handler printed is
+    /// logged with its name and the event's id.
+    pub async fn handle(&self, event: &WitEvent, delivery: &Delivery) -> Result<Outcome, Failure> {
+        let mut store = new_store(self.0.pre.engine(), self.0.limits);
+        let result = async {
+            let instance = self.0.pre.instantiate_async(&mut store).await?;
+            instance.call_handle(&mut store, event, delivery).await
+        }
+        .await;
+        let state = store.into_data();
+        for line in state.output.lines() {
+            tracing::info!(handler = %self.0.name, event_id = %event.id, "{line}");
+        }
+        match result {
+            Ok(Ok(())) => Ok(Outcome {
+                outbox: state.outbox,
+            }),
+            Ok(Err(HandlerError::Retryable(reason))) => Err(Failure::Retryable(reason)),
+            Ok(Err(HandlerError::Fatal(reason))) => Err(Failure::Fatal(reason)),
+            Err(e) if e.downcast_ref::<DeadlineExceeded>().is_some() => {
+                Err(Failure::Timeout(self.0.limits.timeout))
+            }
+            Err(e) => Err(Failure::Trap(error_text(&e))),
+        }
+    }
+}
+
+/// Converts a decoded envelope into the WIT record handed to the guest.
+pub fn wit_event(event: &Event) -> WitEvent {
+    WitEvent {
+        id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        timestamp: event.timestamp.clone(),
+        user_id: event.user_id.clone(),
+        data: event.data.get().to_string(),
+    }
+}
+
+/// What a handler receives, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub topics: Vec<Topic>,
+    /// Empty means every event type.
+    pub event_types: BTreeSet<String>,
+}
+
+impl Subscription {
+    /// Whether the handler asked for events of this type.
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.event_types.is_empty() || self.event_types.contains(event_type)
+    }
+}
+
+impl TryFrom<bindings::Description> for Subscription {
+    type Error = LoadError;
+
+    fn try_from(d: bindings::Description) -> Result<Self, LoadError> {
+        if d.topics.is_empty() {
+            return Err(LoadError::Description("subscribes to no topic".into()));
+        }
+        let mut topics = d
+            .topics
+            .iter()
+            .map(|t| {
+                Topic::parse(t).map_err(|e| LoadError::Description(format!("topic {t:?} {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        topics.sort();
+        topics.dedup();
+        for t in &d.event_types {
+            crate::event::EventType::parse(t)
+                .map_err(|e| LoadError::Description(format!("event type {t:?} {e}")))?;
+        }
+        Ok(Self {
+            topics,
+            event_types: d.event_types.into_iter().collect(),
+        })
+    }
+}
+
+/// Why a file could not become a running handler.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a WebAssembly file")]
+    NotWasm,
+    #[error(
+        "a core WebAssembly module, not a component: build it for wasm32-wasip2 with wit-bindgen"
+    )]
+    CoreModule,
+    #[error("does not compile: {0}")]
+    Compile(String),
+    #[error("does not implement the event-host:handler/handler world: {0}")]
+    WrongWorld(String),
+    #[error("failed in describe(): {0}")]
+    Describe(String),
+    #[error("describes itself wrongly: {0}")]
+    Description(String),
+}
+
+/// Why one invocation did not succeed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Failure {
+    #[error("retryable error: {0}")]
+    Retryable(String),
+    #[error("fatal error: {0}")]
+    Fatal(String),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("still running after {0:?}; stopped")]
+    Timeout(Duration),
+}
+
+impl Failure {
+    /// Whether another attempt could succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Failure::Fatal(_))
+    }
+}
+
+#[derive(Debug)]
+struct DeadlineExceeded;
+
+impl fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+/// The error with its causes, on one line.
+fn error_text(e: &wasmtime::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Err(LoadError::CoreModule),
+        Some([0, b'a', b's', b'm', ..]) => Ok(()),
+        _ => Err(LoadError::NotWasm),
+    }
+}
+
+/// The SHA-256 of the component's bytes, in hex: names a version.
+fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] while the runtime lives.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        Self { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_tell_components_from_modules() {
+        assert!(matches!(
+            check_header(b"hello world"),
+            Err(LoadError::NotWasm)
+        ));
+        assert!(matches!(
+            check_header(b"\0asm\x01\0\0\0rest"),
+            Err(LoadError::CoreModule)
+        ));
+        assert!(check_header(b"\0asm\x0d\0\x01\0rest").is_ok());
+        assert!(matches!(check_header(b"\0as"), Err(LoadError::NotWasm)));
+    }
+
+    #[test]
+    fn digests_differ_by_content() {
+        assert_eq!(digest(b"a"), digest(b"a"));
+        assert_ne!(digest(b"a"), digest(b"b"));
+        assert_eq!(digest(b"").len(), 64);
+    }
+
+    #[test]
+    fn a_subscription_needs_a_topic_and_valid_names() {
+        let d = |topics: &[&str], types: &[&str]| bindings::Description {
+            topics: topics.iter().map(|s| s.to_string()).collect(),
+            event_types: types.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(Subscription::try_from(d(&[], &[])).is_err());
+        assert!(Subscription::try_from(d(&["bad topic"], &[])).is_err());
+        assert!(Subscription::try_from(d(&["t"], &["bad type"])).is_err());
+        let s = Subscription::try_from(d(&["b", "a", "b"], &[])).unwrap();
+        assert_eq!(s.topics.len(), 2);
+        assert!(s.wants("ANYTHING"));
+        let s = Subscription::try_from(d(&["a"], &["X"])).unwrap();
+        assert!(s.wants("X") && !s.wants("Y"));
+    }
+}

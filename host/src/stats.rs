@@ -1,0 +1,102 @@
+//! Counters of one handler's consume loop: written by the loop, read by the
+//! API. Plain atomics, so the hot path never takes a lock to count.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    handled: AtomicU64,
+    failed: AtomicU64,
+    skipped: AtomicU64,
+    dead_lettered: AtomicU64,
+    assigned: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+/// A consistent-enough copy of [`Stats`] for reporting.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    /// Events the handler handled successfully.
+    pub handled: u64,
+    /// Invocations that failed (a retried event counts once per attempt).
+    pub failed: u64,
+    /// Events of types the handler did not ask for.
+    pub skipped: u64,
+    /// Events set aside on the dead-letter topic.
+    pub dead_lettered: u64,
+}
+
+impl Stats {
+    pub fn handled(&self) {
+        self.handled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn skipped(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn failed(&self, error: String) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+    }
+
+    pub fn dead_lettered(&self) {
+        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The consumer has joined its group and received its partitions.
+    pub fn set_assigned(&self, assigned: bool) {
+        self.assigned.store(assigned, Ordering::Release);
+    }
+
+    pub fn is_assigned(&self) -> bool {
+        self.assigned.load(Ordering::Acquire)
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            handled: self.handled.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_add_up_and_keep_the_last_error() {
+        let s = Stats::default();
+        s.handled();
+        s.handled();
+        s.skipped();
+        s.failed("first".into());
+        s.failed("second".into());
+        s.dead_lettered();
+        assert_eq!(
+            s.snapshot(),
+            Snapshot {
+                handled: 2,
+                failed: 2,
+                skipped: 1,
+                dead_lettered: 1
+            }
+        );
+        assert_eq!(s.last_error().as_deref(), Some("second"));
+        assert!(!s.is_assigned());
+        s.set_assigned(true);
+        assert!(s.is_assigned());
+    }
+}

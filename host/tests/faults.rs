@@ -1,0 +1,151 @@
+//! Misbehaving handlers are contained: a trap, an endless loop or a failure
+//! costs the event its attempts and sends it to the dead-letter topic; the
+//! host, the other handlers and the events behind it carry on.
+
+mod support;
+
+use serde_json::json;
+use support::{
+    TestHost, config, install_demo_handlers, read_until, temp_handlers_dir, test_component,
+};
+
+async fn fault_host(test: &str) -> TestHost {
+    let dir = temp_handlers_dir(test);
+    std::fs::copy(test_component("fault-handler"), dir.join("faulty.wasm")).unwrap();
+    install_demo_handlers(&dir, &["user-handler", "notification-analytics"]);
+    std::fs::write(dir.join("garbage.wasm"), b"this is not wasm").unwrap();
+    let mut c = config(&dir, None);
+    c.max_attempts = 3;
+    c.handler_timeout_ms = 300;
+    c.handler_memory_mb = 16;
+    TestHost::start(c).await
+}
+
+async fn send(host: &TestHost, action: &str, extra: serde_json::Value) -> String {
+    let mut data = json!({"action": action});
+    data.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let (status, event) = host
+        .post("/events/faults", &json!({"type": "FAULT", "data": data}))
+        .await;
+    assert_eq!(status, 201, "{event}");
+    event["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn misbehaving_handlers_are_contained_and_dead_lettered() {
+    let host = fault_host("contained").await;
+    let bootstrap = host.bootstrap().await;
+
+    // Each bad event is tried 3 times (fatal: once), then dead-lettered;
+    // the `ok` events behind each are handled.
+    let bad = ["trap", "loop", "alloc", "fail", "fatal"];
+    let mut ids = Vec::new();
+    for action in bad {
+        ids.push((action, send(&host, action, json!({})).await));
+        send(&host, "ok", json!({})).await;
+    }
+    let h = host
+        .wait_for_handler("faulty", "dead-letter 5 and handle 5", |h| {
+            h["stats"]["deadLettered"] == 5 && h["stats"]["handled"] == 5
+        })
+        .await;
+    assert_eq!(h["stats"]["failed"], 3 * 4 + 1, "{h}");
+    assert_eq!(h["status"], "running");
+
+    let letters = read_until(&bootstrap, "faults.dlq", "5 dead letters", |s| s.len() >= 5).await;
+    for (action, id) in &ids {
+        let letter = letters
+            .iter()
+            .find(|l| l.value["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{action} was not dead-lettered"));
+        assert_eq!(letter.value["data"]["action"], *action, "payload unchanged");
+        assert_eq!(letter.header("dlq.handler"), Some("faulty"));
+        assert_eq!(letter.header("dlq.topic"), Some("faults"));
+        assert_eq!(
+            letter.header("eventType"),
+            Some("FAULT"),
+            "original headers kept"
+        );
+        let attempts = if *action == "fatal" { "1" } else { "3" };
+        assert_eq!(letter.header("dlq.attempts"), Some(attempts), "{action}");
+        assert!(
+            letter
+                .header("dlq.offset")
+                .is_some_and(|o| o.parse::<i64>().is_ok())
+        );
+        let error = letter.header("dlq.error").unwrap_or_default();
+        let expected = match *action {
+            "loop" => "still running after",
+            "fatal" => "fatal error",
+            "fail" => "retryable error",
+            _ => "trapped",
+        };
+        assert!(error.contains(expected), "{action}: {error}");
+    }
+
+    // The other handlers were not affected.
+    let (status, _) = host
+        .post(
+            "/users",
+            &json!({"name": "Bo", "email": "bo@example.com", "age": 5}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    host.wait_for_handler("notification-analytics", "handle the welcome", |h| {
+        h["stats"]["handled"] == 1
+    })
+    .await;
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handler_that_fails_a_few_times_succeeds_on_retry() {
+    let host = fault_host("retry").await;
+    send(&host, "fail-first", json!({"attempts": 3})).await;
+    let h = host
+        .wait_for_handler("faulty", "handle on the third attempt", |h| {
+            h["stats"]["handled"] == 1
+        })
+        .await;
+    assert_eq!(h["stats"]["failed"], 2);
+    assert_eq!(h["stats"]["deadLettered"], 0);
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_attempt_publishes_nothing() {
+    let host = fault_host("publish").await;
+    let bootstrap = host.bootstrap().await;
+    send(&host, "publish-then-fail", json!({})).await;
+    host.wait_for_handler("faulty", "dead-letter the event", |h| {
+        h["stats"]["deadLettered"] == 1
+    })
+    .await;
+    // faults-out was never created, let alone written: publishing to it
+    // would have created it.
+    let out = support::try_message_count(&bootstrap, "faults-out").await;
+    assert_eq!(out.unwrap_or(0), 0);
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_that_is_not_a_handler_is_reported_and_the_rest_run() {
+    let host = fault_host("garbage").await;
+    let (status, h) = host.get("/handlers/garbage").await;
+    assert_eq!(status, 200);
+    assert_eq!(h["status"], "failed");
+    assert_eq!(h["version"], serde_json::Value::Null);
+    assert!(
+        h["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly file"),
+        "{h}"
+    );
+    let (_, health) = host.get("/health").await;
+    assert_eq!(health["status"], "healthy");
+    assert_eq!(health["handlers"], json!({"running": 3, "total": 4}));
+    host.stop().await;
+}

@@ -1,0 +1,53 @@
+//! A test handler that misbehaves on request. It subscribes to every event
+//! type on `faults` and does what the event's `data.action` says:
+//! `ok`, `trap`, `fail` (retryable), `fatal`, `loop` (forever), `alloc`
+//! (without end), `fail-first` (fails until attempt `data.attempts`),
+//! `publish-then-fail`.
+
+use handler_sdk::{Delivery, Description, Event, Guest, HandlerError};
+use serde::Deserialize;
+
+struct FaultHandler;
+
+#[derive(Deserialize)]
+struct Order {
+    action: String,
+    #[serde(default)]
+    attempts: u32,
+}
+
+impl Guest for FaultHandler {
+    fn describe() -> Description {
+        Description::new(&["faults"], &[])
+    }
+
+    fn handle(event: Event, delivery: Delivery) -> Result<(), HandlerError> {
+        let order: Order = event.data()?;
+        match order.action.as_str() {
+            "ok" => Ok(()),
+            "trap" => panic!("asked to trap"),
+            "fail" => Err(HandlerError::Retryable("asked to fail".into())),
+            "fatal" => Err(HandlerError::Fatal("asked to fail for good".into())),
+            "loop" => loop {
+                std::hint::black_box(0);
+            },
+            "alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1; 1 << 20]);
+                }
+            }
+            "fail-first" if delivery.attempt < order.attempts => Err(HandlerError::Retryable(
+                format!("attempt {}", delivery.attempt),
+            )),
+            "fail-first" => Ok(()),
+            "publish-then-fail" => {
+                handler_sdk::publish("faults-out", "SHOULD_NOT_APPEAR", None, &"x")?;
+                Err(HandlerError::Retryable("published, then failed".into()))
+            }
+            other => Err(HandlerError::Fatal(format!("unknown action {other}"))),
+        }
+    }
+}
+
+handler_sdk::export!(FaultHandler);

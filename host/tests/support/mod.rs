@@ -1,0 +1,439 @@
+//! What the integration tests share: start the host in-process on a real
+//! socket, start a real broker process (tansu), build the test handler
+//! components, and read events back from topics.
+
+#![allow(dead_code)]
+
+pub mod flows;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use event_host::Config;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// How long a test waits for something that should happen in milliseconds.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The folder `cargo build` fills with the workspace's handler components.
+pub fn built_handlers() -> PathBuf {
+    workspace().join("handlers")
+}
+
+/// A fresh, empty handlers folder for one test.
+pub fn temp_handlers_dir(test: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("handlers-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Copies built demo handlers into `dir`.
+pub fn install_demo_handlers(dir: &Path, names: &[&str]) {
+    for name in names {
+        let from = built_handlers().join(format!("{name}.wasm"));
+        std::fs::copy(&from, dir.join(format!("{name}.wasm"))).unwrap_or_else(|e| {
+            panic!("{}: {e} (did the host's build script run?)", from.display())
+        });
+    }
+}
+
+/// Builds a test-only handler crate under host/tests/handlers into a
+/// component, once per test process, and returns the component's path.
+pub fn test_component(crate_name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let target_dir = BUILT.get_or_init(|| {
+        let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .unwrap()
+            .join("handlers");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(workspace())
+            .args([
+                "build",
+                "--profile",
+                "handler",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                "fault-handler",
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .status()
+            .expect("run cargo");
+        assert!(
+            status.success(),
+            "building the test handler components failed"
+        );
+        target_dir
+    });
+    target_dir
+        .join("wasm32-wasip2/handler")
+        .join(format!("{}.wasm", crate_name.replace('-', "_")))
+}
+
+/// Settings for a test host: a free port, the given handlers folder, the
+/// embedded broker unless `brokers` is given, and quick retries.
+pub fn config(handlers_dir: &Path, brokers: Option<&str>) -> Config {
+    let mut c = Config::defaults();
+    c.port = 0;
+    c.bind_address = [127, 0, 0, 1].into();
+    c.kafka_brokers = brokers.map(str::to_string);
+    c.handlers_dir = handlers_dir.to_path_buf();
+    c.retry_backoff_ms = 20;
+    c.shutdown_timeout_ms = 20_000;
+    c
+}
+
+/// The host, running in this process on a real socket.
+pub struct TestHost {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestHost {
+    /// Starts the host and waits until `/health` says it is ready.
+    pub async fn start(config: Config) -> Self {
+        init_logging();
+        let listener = tokio::net::TcpListener::bind((config.bind_address, config.port))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(event_host::run(config, listener, async {
+            let _ = stopped.await;
+        }));
+        let host = Self {
+            addr,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            task,
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = host.http.get(host.url("/health")).send().await
+                && r.status() == 200
+            {
+                break;
+            }
+            assert!(!host.task.is_finished(), "the host stopped during start-up");
+            assert!(
+                started.elapsed() < PATIENCE,
+                "the host did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        host
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> (u16, Value) {
+        let r = self
+            .http
+            .request(method, self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send_json(reqwest::Method::POST, path, body).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send_json(reqwest::Method::PUT, path, body).await
+    }
+
+    /// The bootstrap servers the host uses (the embedded broker's, or the
+    /// cluster's), from `/health`.
+    pub async fn bootstrap(&self) -> String {
+        let (_, health) = self.get("/health").await;
+        health["broker"]["bootstrapServers"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The counters of one handler.
+    pub async fn stats(&self, handler: &str) -> Value {
+        let (status, h) = self.get(&format!("/handlers/{handler}")).await;
+        assert_eq!(status, 200, "{h}");
+        h["stats"].clone()
+    }
+
+    /// Waits until `check` holds for a handler's `/handlers/:name` view.
+    pub async fn wait_for_handler(
+        &self,
+        handler: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let started = Instant::now();
+        loop {
+            let (_, h) = self.get(&format!("/handlers/{handler}")).await;
+            if check(&h) {
+                return h;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "{handler}: {what}; last seen {h}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the host as SIGTERM would and checks that it stopped cleanly.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = tokio::time::timeout(PATIENCE, &mut self.task)
+            .await
+            .expect("the host did not stop in time")
+            .expect("the host task panicked");
+        result.expect("the host failed");
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn init_logging() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info,rdkafka=warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// One consumed message.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub topic: String,
+    pub partition: i32,
+    pub key: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub value: Value,
+    pub raw: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads `topic` from the start (in a new consumer group) until `done`
+/// holds for what was read, and returns it all.
+pub async fn read_until(
+    bootstrap: &str,
+    topic: &str,
+    what: &str,
+    done: impl Fn(&[Received]) -> bool,
+) -> Vec<Received> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("test-reader-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut seen = Vec::new();
+    let started = Instant::now();
+    while !done(&seen) {
+        let left = PATIENCE.saturating_sub(started.elapsed());
+        assert!(
+            !left.is_zero(),
+            "{topic}: {what}; read {} messages: {seen:#?}",
+            seen.len()
+        );
+        let Ok(message) =
+            tokio::time::timeout(left.min(Duration::from_millis(500)), consumer.recv()).await
+        else {
+            continue;
+        };
+        let m = message.unwrap();
+        let raw = m.payload().unwrap_or_default().to_vec();
+        seen.push(Received {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            headers: m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| {
+                            let v = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
+                            (h.key.to_string(), v.unwrap_or_default())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            value: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+            raw,
+        });
+    }
+    seen
+}
+
+/// The sum of the high watermarks of a topic's partitions: how many
+/// messages it ever received.
+pub async fn message_count(bootstrap: &str, topic: &str) -> i64 {
+    try_message_count(bootstrap, topic)
+        .await
+        .unwrap_or_else(|| panic!("topic {topic} does not exist"))
+}
+
+/// Like [`message_count`], or `None` when the topic does not exist.
+pub async fn try_message_count(bootstrap: &str, topic: &str) -> Option<i64> {
+    let bootstrap = bootstrap.to_string();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .unwrap();
+        let t = &metadata.topics()[0];
+        if t.error().is_some() || t.partitions().is_empty() {
+            return None;
+        }
+        Some(
+            (0..t.partitions().len() as i32)
+                .map(|p| {
+                    consumer
+                        .fetch_watermarks(&topic, p, Duration::from_secs(10))
+                        .unwrap()
+                        .1
+                })
+                .sum(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// A tansu broker process on a free port, with in-memory storage; killed
+/// when dropped.
+pub struct Tansu {
+    child: Child,
+    pub bootstrap: String,
+}
+
+impl Tansu {
+    /// Starts tansu, or returns `None` (with a loud note) when it is not
+    /// installed. With `EVENT_HOST_REQUIRE_TANSU` set (CI sets it), a missing
+    /// tansu fails the test instead.
+    pub fn start() -> Option<Self> {
+        let required = std::env::var_os("EVENT_HOST_REQUIRE_TANSU").is_some_and(|v| v != "0");
+        let found = Command::new("tansu")
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            assert!(
+                !required,
+                "EVENT_HOST_REQUIRE_TANSU is set but `tansu` is not on PATH; install it with \
+                 `cargo install tansu --locked --features dynostore,libsql`"
+            );
+            eprintln!(
+                "NOTE: tansu is not installed, so this test against a real broker process did not run. \
+                 Install it with `cargo install tansu --locked --features dynostore,libsql`."
+            );
+            return None;
+        }
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new("tansu")
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < PATIENCE,
+                "tansu did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Self {
+            child,
+            bootstrap: format!("127.0.0.1:{port}"),
+        })
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
