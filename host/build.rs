@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{env, fs};
 
-const TARGET: &str = "wasm32-wasip2";
-/// The cargo profile for handler components (see the workspace Cargo.toml).
-const PROFILE: &str = "handler";
+#[path = "src/handler_crates.rs"]
+mod handler_crates;
+
+use handler_crates::{PROFILE, TARGET, built_component};
 
 fn main() {
     println!("cargo:rerun-if-env-changed=EVENT_HOST_SKIP_HANDLER_BUILD");
@@ -31,7 +32,7 @@ fn main() {
     for path in ["wit", "Cargo.toml", "Cargo.lock", "handlers/sdk"] {
         println!("cargo:rerun-if-changed={}", workspace.join(path).display());
     }
-    let crates = handler_crates(&handlers_dir);
+    let crates = handler_crates::handler_crates(&handlers_dir).unwrap_or_else(|e| panic!("{e}"));
     for (name, dir) in &crates {
         println!("cargo:rerun-if-changed={}", dir.display());
         println!(
@@ -71,38 +72,11 @@ fn main() {
         );
     }
 
-    let built = target_dir.join(TARGET).join(PROFILE);
     for (name, _) in &crates {
-        let from = built.join(format!("{}.wasm", name.replace('-', "_")));
+        let from = built_component(&target_dir, name);
         let to = handlers_dir.join(format!("{name}.wasm"));
         install(&from, &to);
     }
-}
-
-/// `(package name, directory)` of every crate under `handlers/` whose library
-/// is a `cdylib`: those are handlers; the others (the SDK) are libraries.
-fn handler_crates(handlers_dir: &Path) -> Vec<(String, PathBuf)> {
-    let Ok(entries) = fs::read_dir(handlers_dir) else {
-        return Vec::new();
-    };
-    let mut crates: Vec<(String, PathBuf)> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter_map(|dir| {
-            let text = fs::read_to_string(dir.join("Cargo.toml")).ok()?;
-            let manifest: toml::Table = toml::from_str(&text)
-                .unwrap_or_else(|e| panic!("{}/Cargo.toml: {e}", dir.display()));
-            let name = manifest.get("package")?.get("name")?.as_str()?.to_string();
-            let is_cdylib = manifest
-                .get("lib")
-                .and_then(|lib| lib.get("crate-type"))
-                .and_then(|t| t.as_array())
-                .is_some_and(|types| types.iter().any(|t| t.as_str() == Some("cdylib")));
-            is_cdylib.then_some((name, dir))
-        })
-        .collect();
-    crates.sort();
-    crates
 }
 
 /// Adds the wasm32-wasip2 target to the active toolchain when it is missing.

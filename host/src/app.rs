@@ -1,29 +1,33 @@
 //! Wires the parts together and owns the order of start-up and shut-down.
 //!
 //! Start-up: runtime, broker connection, the demo's topics, every handler in
-//! the handlers folder with its topics and consume loop, then "ready" once
-//! every consumer holds its partitions. The API answers from the start
-//! (`/health` says `starting` until ready).
+//! the handlers folder with its topics and consume loop, the folder watcher
+//! (and, with `--dev`, the source watcher), then "ready" once every consumer
+//! holds its partitions. The API answers from the start (`/health` says
+//! `starting` until ready).
 //!
-//! Shut-down: stop accepting requests and finish those in flight; stop every
-//! consume loop (the event in flight finishes, offsets are committed, the
-//! group is left); deliver what the producer still holds; stop the broker.
+//! Shut-down: stop accepting requests and finish those in flight; stop
+//! watching; stop every consume loop (the event in flight finishes, offsets
+//! are committed, the group is left); deliver what the producer still holds;
+//! stop the broker.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use notify::RecursiveMode;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
-use crate::bus::{Bus, HandlerLoop};
+use crate::api::{self, AdminPolicy, AppState};
+use crate::bus::Bus;
 use crate::config::Config;
 use crate::event::Topic;
-use crate::registry::{Loaded, Registry};
+use crate::registry::Registry;
 use crate::runtime::{Limits, Runtime};
+use crate::supervisor::{Change, Supervisor};
+use crate::{devloop, watcher};
 
 /// Runs the host until `shutdown` completes, then shuts down in order.
 pub async fn run(
@@ -31,10 +35,12 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let runtime = Arc::new(Runtime::new(Limits {
+    let limits = Limits {
         timeout: config.handler_timeout(),
         memory_bytes: config.handler_memory_mb.saturating_mul(1024 * 1024),
-    })?);
+    };
+    let compile_cache = config.compile_cache();
+    let runtime = Arc::new(Runtime::new(limits, compile_cache.as_deref())?);
     let bus = Arc::new(Bus::connect(&config)?);
     let broker = bus.info();
     if broker.mode == "embedded" {
@@ -45,7 +51,7 @@ pub async fn run(
     } else {
         tracing::info!(bootstrap = %broker.bootstrap_servers, "using Kafka cluster");
     }
-    tracing::info!(allocator = ?runtime.allocator(), "wasm runtime ready");
+    tracing::info!(allocator = ?runtime.allocator(), compile_cache = ?compile_cache, "wasm runtime ready");
 
     let demo_topics = [
         api::USER_EVENTS,
@@ -57,9 +63,50 @@ pub async fn run(
     .collect::<anyhow::Result<Vec<_>>>()?;
     bus.ensure_topics(&demo_topics).await?;
 
-    let registry = Arc::new(Registry::new(runtime.clone()));
-    let state = AppState::new(bus.clone(), registry.clone());
+    let registry = Arc::new(Registry::default());
+    let handlers_dir = std::path::absolute(&config.handlers_dir)
+        .with_context(|| format!("bad handlers folder {}", config.handlers_dir.display()))?;
+    let mut supervisor =
+        Supervisor::new(handlers_dir.clone(), runtime, registry.clone(), bus.clone());
 
+    let stopping = CancellationToken::new();
+    let signal = {
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stopping.cancel();
+        })
+    };
+
+    // Load what is in the folder before serving, so `/handlers` is complete
+    // from the first request; the API still answers during start-up below.
+    let files = Registry::scan(&handlers_dir)?;
+    if files.is_empty() {
+        tracing::warn!(
+            dir = %handlers_dir.display(),
+            "no handler components found: build them with `cargo build`, drop .wasm files here, or set HANDLERS_DIR"
+        );
+    }
+    let loaded = async {
+        for file in files {
+            if let Err(e) = supervisor.apply(Change::File(file.clone())).await {
+                tracing::error!(file = %file.display(), error = ?e, "cannot start handler");
+            }
+        }
+    };
+    tokio::select! {
+        () = loaded => {}
+        () = stopping.cancelled() => {
+            supervisor.shutdown().await;
+            bus.flush(Duration::from_secs(5));
+            return Ok(());
+        }
+    }
+
+    let stop_supervisor = CancellationToken::new();
+    let (changes, supervisor_task) = supervisor.spawn(stop_supervisor.clone());
+    let admin = AdminPolicy::new(config.admin_token.clone(), config.bind_address);
+    let state = AppState::new(bus.clone(), registry.clone(), changes.clone(), admin);
     let stop_http = CancellationToken::new();
     let server = {
         let stop = stop_http.clone();
@@ -71,75 +118,54 @@ pub async fn run(
         })
     };
 
-    let mut loops = BTreeMap::new();
-    let stopping = CancellationToken::new();
-    let signal = {
-        let stopping = stopping.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            stopping.cancel();
-        })
+    let folder_watch = {
+        let changes = changes.clone();
+        watcher::watch(
+            &handlers_dir,
+            RecursiveMode::NonRecursive,
+            watcher::QUIET,
+            move |path| {
+                let changes = changes.clone();
+                async move { changes.notify(Change::File(path)).await }
+            },
+        )?
+    };
+    tracing::info!(dir = %handlers_dir.display(), "watching the handlers folder");
+    let dev = if config.dev {
+        Some(devloop::start(&config.workspace_dir, &handlers_dir)?)
+    } else {
+        None
     };
 
-    let started = tokio::select! {
-        r = start_handlers(&config, &bus, &registry, &mut loops) => Some(r),
-        () = stopping.cancelled() => None,
-    };
-    match started {
-        Some(Ok(())) => {
-            state.set_started();
-            wait_until_ready(&state, &stopping).await;
-            stopping.cancelled().await;
-        }
-        Some(Err(e)) => {
-            tracing::error!(error = ?e, "start-up failed");
-            stop(stop_http, server, loops, &bus, &config).await;
-            signal.abort();
-            return Err(e);
-        }
-        None => {}
-    }
+    state.set_started();
+    wait_until_ready(&state, &stopping).await;
+    stopping.cancelled().await;
     tracing::info!("shutting down");
-    stop(stop_http, server, loops, &bus, &config).await;
-    Ok(())
-}
 
-/// Loads every handler in the handlers folder and starts its consume loop.
-async fn start_handlers(
-    config: &Config,
-    bus: &Bus,
-    registry: &Registry,
-    loops: &mut BTreeMap<String, HandlerLoop>,
-) -> anyhow::Result<()> {
-    let files = Registry::scan(&config.handlers_dir)?;
-    if files.is_empty() {
-        tracing::warn!(
-            dir = %config.handlers_dir.display(),
-            "no handler components found: build them with `cargo build`, or set HANDLERS_DIR"
-        );
-    }
-    for file in files {
-        match registry.load_file(&file).await {
-            Ok(Loaded::New {
-                name,
-                versions,
-                stats,
-            }) => {
-                let topics = versions.borrow().subscription().topics.clone();
-                bus.ensure_topics(&topics).await?;
-                let handler_loop = HandlerLoop::start(
-                    &name,
-                    versions,
-                    bus.publisher().clone(),
-                    bus.consumer_settings(),
-                    stats,
-                )?;
-                loops.insert(name, handler_loop);
-            }
-            Ok(Loaded::Replaced { .. } | Loaded::Rejected { .. }) => {}
-            Err(e) => tracing::error!(file = %file.display(), error = %e, "skipping file"),
+    stop_http.cancel();
+    drop((dev, folder_watch));
+    let drain = async {
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "HTTP server failed"),
+            Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
         }
+        drop((changes, state));
+        stop_supervisor.cancel();
+        match supervisor_task.await {
+            Ok(supervisor) => supervisor.shutdown().await,
+            Err(e) => tracing::error!(error = %e, "handler supervisor failed"),
+        }
+    };
+    if tokio::time::timeout(config.shutdown_timeout(), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?config.shutdown_timeout(), "shut-down timed out; uncommitted events will be delivered again");
     }
+    signal.abort();
+    bus.flush(Duration::from_secs(5));
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -152,30 +178,4 @@ async fn wait_until_ready(state: &AppState, stopping: &CancellationToken) {
         }
     }
     tracing::info!(after = ?started.elapsed(), "ready: every handler is consuming");
-}
-
-async fn stop(
-    stop_http: CancellationToken,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-    loops: BTreeMap<String, HandlerLoop>,
-    bus: &Bus,
-    config: &Config,
-) {
-    stop_http.cancel();
-    let drain = async {
-        match server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "HTTP server failed"),
-            Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
-        }
-        futures_util::future::join_all(loops.into_values().map(HandlerLoop::stop)).await;
-    };
-    if tokio::time::timeout(config.shutdown_timeout(), drain)
-        .await
-        .is_err()
-    {
-        tracing::warn!(timeout = ?config.shutdown_timeout(), "shut-down timed out; uncommitted events will be delivered again");
-    }
-    bus.flush(Duration::from_secs(5));
-    tracing::info!("stopped");
 }

@@ -60,6 +60,30 @@ pub struct Config {
     #[arg(long, env = "PUBLISH_TIMEOUT_MS", default_value_t = 10_000)]
     pub publish_timeout_ms: u64,
 
+    /// Folder for compiled handlers, so a restart or a revert loads without
+    /// compiling. Default: `$XDG_CACHE_HOME/event-host` or `~/.cache/event-host`.
+    #[arg(long, env = "COMPILE_CACHE_DIR")]
+    pub compile_cache_dir: Option<PathBuf>,
+
+    /// Compile every handler afresh; keep nothing on disk.
+    #[arg(long, env = "NO_COMPILE_CACHE")]
+    pub no_compile_cache: bool,
+
+    /// Bearer token required by the routes that change handlers (PUT,
+    /// DELETE, pause, resume). Without one, those routes are open when the
+    /// API listens on a loopback address only, and refused otherwise.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Also watch the handler crates' sources under `<WORKSPACE>/handlers`
+    /// and rebuild the one that changed into the handlers folder.
+    #[arg(long, env = "DEV")]
+    pub dev: bool,
+
+    /// The cargo workspace whose handler crates `--dev` rebuilds.
+    #[arg(long, env = "WORKSPACE_DIR", default_value = ".")]
+    pub workspace_dir: PathBuf,
+
     /// How long shutdown waits for in-flight events before giving up.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000)]
     pub shutdown_timeout_ms: u64,
@@ -108,6 +132,22 @@ impl Config {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// Where compiled handlers are cached, unless caching is off.
+    pub fn compile_cache(&self) -> Option<PathBuf> {
+        if self.no_compile_cache {
+            return None;
+        }
+        if let Some(dir) = &self.compile_cache_dir {
+            return Some(dir.clone());
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir);
+        Some(base.join("event-host"))
     }
 }
 

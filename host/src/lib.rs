@@ -2,16 +2,22 @@
 //!
 //! The binary is a thin shell over [`app::run`], which tests call too.
 //! Dependencies point one way: `api` → `bus`, `registry`; `bus` → `runtime`;
-//! `registry` → `runtime`; `app` wires them.
+//! `registry` → `runtime`; `supervisor` keeps one consume loop per
+//! handler and applies changes from the folder watcher and the API; `app`
+//! wires them.
 
 pub mod api;
 pub mod app;
 pub mod bus;
 pub mod config;
+mod devloop;
 pub mod event;
+mod handler_crates;
 pub mod registry;
 pub mod runtime;
 pub mod stats;
+pub mod supervisor;
+mod watcher;
 
 pub use app::run;
 pub use config::Config;

@@ -1,5 +1,6 @@
 //! The handlers by name: for each, the version that serves events (if any),
-//! why its latest file was rejected (if it was), and its counters.
+//! why its latest file was rejected (if it was), whether it is paused, and
+//! its counters.
 //!
 //! A handler's name is its file's name without `.wasm`; it is also the name
 //! of its consumer group. The registry hands out the current version through
@@ -15,11 +16,11 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::event::Topic;
-use crate::runtime::{Component, LoadError, Runtime};
+use crate::runtime::{Component, LoadError};
 use crate::stats::{Snapshot, Stats};
 
+#[derive(Default)]
 pub struct Registry {
-    runtime: Arc<Runtime>,
     handlers: RwLock<BTreeMap<String, Entry>>,
 }
 
@@ -29,22 +30,22 @@ struct Entry {
     current: Option<watch::Sender<Component>>,
     /// Why the newest file of this name was rejected, if it was.
     rejected: Option<String>,
+    paused: bool,
     stats: Arc<Stats>,
 }
 
-/// What loading a file did.
-pub enum Loaded {
+/// What installing a version did.
+pub enum Installed {
     /// A handler that did not run before: start consuming for it.
     New {
-        name: String,
         versions: watch::Receiver<Component>,
         stats: Arc<Stats>,
     },
     /// A new version of a running handler: its consume loop uses it from
     /// the next event on. `resubscribe` when it wants other topics.
-    Replaced { name: String, resubscribe: bool },
-    /// The file was rejected; an older version, if any, keeps serving.
-    Rejected { name: String, error: LoadError },
+    Replaced { resubscribe: bool },
+    /// The same bytes as the version already running.
+    Unchanged,
 }
 
 /// A handler as the API shows it.
@@ -78,18 +79,13 @@ pub enum Status {
     Starting,
     /// Consuming.
     Running,
+    /// Loaded and in its group, but taking no events until resumed.
+    Paused,
     /// No version could be loaded.
     Failed,
 }
 
 impl Registry {
-    pub fn new(runtime: Arc<Runtime>) -> Self {
-        Self {
-            runtime,
-            handlers: RwLock::new(BTreeMap::new()),
-        }
-    }
-
     /// The `.wasm` files in `dir`, by name. A missing folder is empty.
     pub fn scan(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let entries = match std::fs::read_dir(dir) {
@@ -100,79 +96,118 @@ impl Registry {
         let mut files: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
+            .filter(|p| is_handler_file(p) && p.is_file())
             .collect();
         files.sort();
         Ok(files)
     }
 
-    /// Loads a handler file and records the result under the file's name.
-    pub async fn load_file(&self, file: &Path) -> anyhow::Result<Loaded> {
-        let name = handler_name(file)?;
-        let loaded = match tokio::fs::read(file).await {
-            Ok(bytes) => self.runtime.load(&name, bytes).await,
-            Err(e) => Err(LoadError::Compile(format!(
-                "cannot read {}: {e}",
-                file.display()
-            ))),
-        };
-        let mut handlers = self.handlers.write().unwrap_or_else(|p| p.into_inner());
-        let entry = handlers.entry(name.clone()).or_insert_with(|| Entry {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Entry>> {
+        self.handlers.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
+        self.handlers.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn entry<'a>(
+        handlers: &'a mut BTreeMap<String, Entry>,
+        name: &str,
+        file: &Path,
+    ) -> &'a mut Entry {
+        let entry = handlers.entry(name.to_string()).or_insert_with(|| Entry {
             file: file.to_path_buf(),
             current: None,
             rejected: None,
+            paused: false,
             stats: Arc::default(),
         });
         entry.file = file.to_path_buf();
-        match loaded {
-            Ok(component) => {
-                entry.rejected = None;
-                tracing::info!(
-                    handler = %name, version = %component.digest(),
-                    topics = ?component.subscription().topics, "handler loaded"
-                );
-                match &entry.current {
-                    Some(current) => {
-                        let old = current.send_replace(component);
-                        let resubscribe =
-                            old.subscription().topics != current.borrow().subscription().topics;
-                        Ok(Loaded::Replaced { name, resubscribe })
-                    }
-                    None => {
-                        let (tx, rx) = watch::channel(component);
-                        entry.current = Some(tx);
-                        Ok(Loaded::New {
-                            name,
-                            versions: rx,
-                            stats: entry.stats.clone(),
-                        })
-                    }
-                }
+        entry
+    }
+
+    /// The digest of the version serving events for `name`.
+    pub fn digest(&self, name: &str) -> Option<String> {
+        let handlers = self.read();
+        let current = handlers.get(name)?.current.as_ref()?;
+        Some(current.borrow().digest().to_string())
+    }
+
+    /// Makes `component` the version of `name` that serves events.
+    pub fn install(&self, name: &str, file: &Path, component: Component) -> Installed {
+        let mut handlers = self.write();
+        let entry = Self::entry(&mut handlers, name, file);
+        entry.rejected = None;
+        match &entry.current {
+            Some(current) if current.borrow().digest() == component.digest() => {
+                Installed::Unchanged
             }
-            Err(error) => {
-                tracing::error!(handler = %name, file = %file.display(), %error, "handler rejected");
-                entry.rejected = Some(error.to_string());
-                Ok(Loaded::Rejected { name, error })
+            Some(current) => {
+                let old = current.send_replace(component);
+                let resubscribe =
+                    old.subscription().topics != current.borrow().subscription().topics;
+                Installed::Replaced { resubscribe }
+            }
+            None => {
+                let (tx, rx) = watch::channel(component);
+                entry.current = Some(tx);
+                Installed::New {
+                    versions: rx,
+                    stats: entry.stats.clone(),
+                }
             }
         }
     }
 
-    /// Whether every loaded handler is consuming.
+    /// Records why a file for `name` was rejected; a running version stays.
+    pub fn reject(&self, name: &str, file: &Path, error: &LoadError) {
+        let mut handlers = self.write();
+        Self::entry(&mut handlers, name, file).rejected = Some(error.to_string());
+    }
+
+    /// Forgets a handler. Returns whether it was known.
+    pub fn remove(&self, name: &str) -> bool {
+        self.write().remove(name).is_some()
+    }
+
+    /// A new receiver of `name`'s versions, for a restarted consume loop.
+    pub fn versions(&self, name: &str) -> Option<(watch::Receiver<Component>, Arc<Stats>)> {
+        let handlers = self.read();
+        let entry = handlers.get(name)?;
+        Some((entry.current.as_ref()?.subscribe(), entry.stats.clone()))
+    }
+
+    /// Records whether `name` is paused; returns false for an unknown name.
+    pub fn set_paused(&self, name: &str, paused: bool) -> bool {
+        match self.write().get_mut(name) {
+            Some(entry) => {
+                entry.paused = paused;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn is_paused(&self, name: &str) -> bool {
+        self.read().get(name).is_some_and(|e| e.paused)
+    }
+
+    /// Whether every loaded handler is consuming (or deliberately paused).
     pub fn all_running(&self) -> bool {
-        let handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner());
+        let handlers = self.read();
         handlers
             .values()
             .filter(|e| e.current.is_some())
-            .all(|e| e.stats.is_assigned())
+            .all(|e| e.paused || e.stats.is_assigned())
     }
 
     pub fn list(&self) -> Vec<HandlerView> {
-        let handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner());
+        let handlers = self.read();
         handlers.iter().map(|(name, e)| view(name, e)).collect()
     }
 
     pub fn get(&self, name: &str) -> Option<HandlerView> {
-        let handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner());
+        let handlers = self.read();
         handlers.get(name).map(|e| view(name, e))
     }
 }
@@ -181,6 +216,7 @@ fn view(name: &str, e: &Entry) -> HandlerView {
     let current = e.current.as_ref().map(|c| c.borrow().clone());
     let status = match &current {
         None => Status::Failed,
+        Some(_) if e.paused => Status::Paused,
         Some(_) if e.stats.is_assigned() => Status::Running,
         Some(_) => Status::Starting,
     };
@@ -207,6 +243,16 @@ fn view(name: &str, e: &Entry) -> HandlerView {
         stats: e.stats.snapshot(),
         last_error: e.rejected.clone().or_else(|| e.stats.last_error()),
     }
+}
+
+/// Whether a path names a handler file: `*.wasm`, not hidden (uploads and
+/// atomic writes go through hidden temporary files).
+pub fn is_handler_file(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "wasm")
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| !n.starts_with('.'))
 }
 
 /// A handler's name: its file name without `.wasm`. It names a consumer

@@ -25,6 +25,12 @@ pub enum ApiError {
     },
     #[error("expected a JSON body with Content-Type: application/json")]
     UnsupportedMediaType,
+    #[error("expected a body with Content-Type: {0}")]
+    UnsupportedMediaTypeFor(&'static str),
+    #[error("missing or wrong admin token: send Authorization: Bearer <ADMIN_TOKEN>")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
     #[error("the body is larger than {0} bytes")]
     TooLarge(usize),
     #[error("{0}")]
@@ -50,7 +56,11 @@ impl ApiError {
         match self {
             Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType | Self::UnsupportedMediaTypeFor(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -63,7 +73,11 @@ impl ApiError {
         match self {
             Self::MalformedJson(_) => "malformed_json",
             Self::Invalid { .. } => "invalid_request",
-            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::UnsupportedMediaType | Self::UnsupportedMediaTypeFor(_) => {
+                "unsupported_media_type"
+            }
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::TooLarge(_) => "payload_too_large",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",

@@ -5,6 +5,7 @@
 mod demo;
 mod error;
 mod fields;
+mod handlers;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,10 +24,12 @@ pub use demo::{NOTIFICATION_EVENTS, ORDER_EVENTS, USER_EVENTS};
 pub use error::ApiError;
 use error::JsonBody;
 use fields::Id;
+pub use handlers::AdminPolicy;
 
 use crate::bus::{BrokerInfo, Bus, Stored};
 use crate::event::{Event, EventType, Topic, now_rfc3339};
-use crate::registry::{HandlerView, Registry};
+use crate::registry::Registry;
+use crate::supervisor::Changes;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -40,17 +43,38 @@ pub struct AppState(Arc<Shared>);
 struct Shared {
     bus: Arc<Bus>,
     registry: Arc<Registry>,
+    changes: Changes,
+    admin: AdminPolicy,
     /// Start-up has finished: every handler found at start-up was loaded.
     started: AtomicBool,
 }
 
 impl AppState {
-    pub fn new(bus: Arc<Bus>, registry: Arc<Registry>) -> Self {
+    pub fn new(
+        bus: Arc<Bus>,
+        registry: Arc<Registry>,
+        changes: Changes,
+        admin: AdminPolicy,
+    ) -> Self {
         Self(Arc::new(Shared {
             bus,
             registry,
+            changes,
+            admin,
             started: AtomicBool::new(false),
         }))
+    }
+
+    fn registry(&self) -> &Registry {
+        &self.0.registry
+    }
+
+    fn changes(&self) -> &Changes {
+        &self.0.changes
+    }
+
+    fn admin(&self) -> &AdminPolicy {
+        &self.0.admin
     }
 
     pub fn set_started(&self) {
@@ -82,8 +106,16 @@ pub fn router(state: AppState) -> Router {
         .route("/orders", post(demo::create_order))
         .route("/orders/{order_id}/complete", put(demo::complete_order))
         .route("/events/{topic}", post(publish_event))
-        .route("/handlers", get(list_handlers))
-        .route("/handlers/{name}", get(get_handler))
+        .route("/handlers", get(handlers::list))
+        .route(
+            "/handlers/{name}",
+            get(handlers::get)
+                .put(handlers::put)
+                .delete(handlers::delete)
+                .layer(DefaultBodyLimit::max(handlers::MAX_COMPONENT)),
+        )
+        .route("/handlers/{name}/pause", post(handlers::pause))
+        .route("/handlers/{name}/resume", post(handlers::resume))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -164,23 +196,6 @@ async fn publish_event(
     let event = Event::new(event_type, new.user_id.map(String::from), new.data);
     app.publish(&topic, &event).await?;
     Ok((StatusCode::CREATED, Json(event)))
-}
-
-/// `GET /handlers`: every handler with its status, subscriptions and counters.
-async fn list_handlers(State(app): State<AppState>) -> Json<Vec<HandlerView>> {
-    Json(app.0.registry.list())
-}
-
-/// `GET /handlers/:name`.
-async fn get_handler(
-    State(app): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Json<HandlerView>, ApiError> {
-    app.0
-        .registry
-        .get(&name)
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no handler named {name:?}")))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -43,6 +44,7 @@ pub struct ConsumerSettings {
 /// The running loop of one handler.
 pub struct HandlerLoop {
     stats: Arc<Stats>,
+    paused: watch::Sender<bool>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -57,6 +59,7 @@ impl HandlerLoop {
         publisher: Publisher,
         settings: &ConsumerSettings,
         stats: Arc<Stats>,
+        paused: bool,
     ) -> anyhow::Result<Self> {
         let topics: Vec<String> = versions
             .borrow()
@@ -65,9 +68,11 @@ impl HandlerLoop {
             .iter()
             .map(|t| t.to_string())
             .collect();
+        let paused_flag = Arc::new(AtomicBool::new(paused));
         let context = LoopContext {
             name: name.to_string(),
             stats: stats.clone(),
+            paused: paused_flag.clone(),
         };
         let consumer: StreamConsumer<LoopContext> = ClientConfig::new()
             .set("bootstrap.servers", &settings.brokers)
@@ -86,10 +91,13 @@ impl HandlerLoop {
         tracing::info!(handler = name, topics = ?topics, "consumer group joining");
 
         let stop = CancellationToken::new();
+        let (pause_tx, pause_rx) = watch::channel(paused);
         let worker = Worker {
             name: name.to_string(),
             consumer,
             versions,
+            paused: pause_rx,
+            paused_flag,
             publisher,
             settings: settings.clone(),
             stats: stats.clone(),
@@ -97,11 +105,23 @@ impl HandlerLoop {
             stored: BTreeMap::new(),
         };
         let task = tokio::spawn(worker.run());
-        Ok(Self { stats, stop, task })
+        Ok(Self {
+            stats,
+            paused: pause_tx,
+            stop,
+            task,
+        })
     }
 
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
+    }
+
+    /// Pauses or resumes consuming. A paused handler stays in its group
+    /// (no rebalance) but takes no event until resumed; the event in flight
+    /// when it was paused finishes.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.send_replace(paused);
     }
 
     /// Stops taking events, lets the one in flight finish, commits and
@@ -118,6 +138,10 @@ struct Worker {
     name: String,
     consumer: StreamConsumer<LoopContext>,
     versions: watch::Receiver<Component>,
+    paused: watch::Receiver<bool>,
+    /// The same, for the rebalance callback: partitions assigned while
+    /// paused are paused at once.
+    paused_flag: Arc<AtomicBool>,
     publisher: Publisher,
     settings: ConsumerSettings,
     stats: Arc<Stats>,
@@ -135,19 +159,51 @@ enum Done {
 
 impl Worker {
     async fn run(mut self) {
+        if *self.paused.borrow() {
+            self.pause_partitions(true);
+        }
+        let mut pause_open = true;
         loop {
             let received = tokio::select! {
                 biased;
                 () = self.stop.cancelled() => break,
+                changed = self.paused.changed(), if pause_open => {
+                    match changed {
+                        Ok(()) => {
+                            let paused = *self.paused.borrow_and_update();
+                            self.pause_partitions(paused);
+                        }
+                        Err(_) => pause_open = false,
+                    }
+                    continue;
+                }
                 m = self.consumer.recv() => m,
             };
             let message = match received {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(handler = %self.name, error = %e, "consumer error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             };
+            if *self.paused.borrow() {
+                // Fetched before the pause took effect: put it back, so it
+                // is the first event after resuming.
+                let tp = (
+                    message.topic().to_string(),
+                    message.partition(),
+                    message.offset(),
+                );
+                drop(message);
+                if let Err(e) =
+                    self.consumer
+                        .seek(&tp.0, tp.1, Offset::Offset(tp.2), Duration::from_secs(5))
+                {
+                    tracing::warn!(handler = %self.name, error = %e, "cannot rewind a paused partition");
+                }
+                continue;
+            }
             let component = self.versions.borrow().clone();
             let done = process(&self, &message, &component).await;
             match done {
@@ -164,6 +220,24 @@ impl Worker {
             }
         }
         self.close().await;
+    }
+
+    /// Pauses or resumes fetching on every assigned partition.
+    fn pause_partitions(&self, paused: bool) {
+        self.paused_flag.store(paused, Ordering::Release);
+        let result = self.consumer.assignment().and_then(|assigned| {
+            if paused {
+                self.consumer.pause(&assigned)
+            } else {
+                self.consumer.resume(&assigned)
+            }
+        });
+        match result {
+            Ok(()) => tracing::info!(handler = %self.name, paused, "consumption paused or resumed"),
+            Err(e) => {
+                tracing::warn!(handler = %self.name, paused, error = %e, "cannot pause or resume")
+            }
+        }
     }
 
     /// Commits what was finished and leaves the group.
@@ -366,6 +440,7 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
 struct LoopContext {
     name: String,
     stats: Arc<Stats>,
+    paused: Arc<AtomicBool>,
 }
 
 impl ClientContext for LoopContext {}
@@ -373,11 +448,16 @@ impl ClientContext for LoopContext {}
 impl ConsumerContext for LoopContext {
     fn post_rebalance(
         &self,
-        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        consumer: &rdkafka::consumer::BaseConsumer<Self>,
         rebalance: &Rebalance<'_>,
     ) {
         match rebalance {
             Rebalance::Assign(partitions) => {
+                if self.paused.load(Ordering::Acquire)
+                    && let Err(e) = consumer.pause(partitions)
+                {
+                    tracing::warn!(handler = %self.name, error = %e, "cannot pause new partitions");
+                }
                 tracing::info!(handler = %self.name, partitions = partitions.count(), "partitions assigned");
                 self.stats.set_assigned(true);
             }

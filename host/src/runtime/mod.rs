@@ -13,6 +13,7 @@ mod state;
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -64,12 +65,25 @@ pub enum Allocator {
 }
 
 impl Runtime {
-    pub fn new(limits: Limits) -> anyhow::Result<Self> {
-        let (engine, allocator) = match Engine::new(&engine_config(Some(limits))) {
+    /// The engine, linker and epoch ticker. With a `compile_cache` folder,
+    /// compiled components are kept there, keyed by their content and by
+    /// wasmtime's version and settings, so a restart or a revert to an
+    /// earlier version loads without compiling.
+    pub fn new(limits: Limits, compile_cache: Option<&Path>) -> anyhow::Result<Self> {
+        let cache = match compile_cache {
+            Some(dir) => {
+                let mut config = wasmtime::CacheConfig::new();
+                config.with_directory(dir);
+                Some(wasmtime::Cache::new(config).map_err(anyhow::Error::from)?)
+            }
+            None => None,
+        };
+        let (engine, allocator) = match Engine::new(&engine_config(Some(limits), cache.clone())) {
             Ok(engine) => (engine, Allocator::Pooling),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot reserve the instance pool; using on-demand allocation");
-                let engine = Engine::new(&engine_config(None)).map_err(anyhow::Error::from)?;
+                let engine =
+                    Engine::new(&engine_config(None, cache)).map_err(anyhow::Error::from)?;
                 (engine, Allocator::OnDemand)
             }
         };
@@ -97,6 +111,7 @@ impl Runtime {
     pub async fn load(&self, name: &str, bytes: Vec<u8>) -> Result<Component, LoadError> {
         check_header(&bytes)?;
         let digest = digest(&bytes);
+        let started = Instant::now();
         let engine = self.engine.clone();
         let linker = self.linker.clone();
         let pre = tokio::task::spawn_blocking(move || {
@@ -118,6 +133,7 @@ impl Runtime {
         .await
         .map_err(|e| LoadError::Describe(error_text(&e)))?;
         let subscription = Subscription::try_from(description)?;
+        tracing::debug!(handler = name, elapsed = ?started.elapsed(), "component compiled and described");
         Ok(Component(Arc::new(Inner {
             name: name.to_string(),
             digest,
@@ -148,9 +164,10 @@ fn new_store(engine: &Engine, limits: Limits) -> Store<HostState> {
     store
 }
 
-fn engine_config(pool_for: Option<Limits>) -> Config {
+fn engine_config(pool_for: Option<Limits>, cache: Option<wasmtime::Cache>) -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
+    config.cache(cache);
     if let Some(limits) = pool_for {
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(POOL_INSTANCES)
@@ -359,7 +376,7 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
 }
 
 /// The SHA-256 of the component's bytes, in hex: names a version.
-fn digest(bytes: &[u8]) -> String {
+pub fn digest(bytes: &[u8]) -> String {
     use sha2::Digest;
     format!("{:x}", sha2::Sha256::digest(bytes))
 }

@@ -98,6 +98,7 @@ pub fn config(handlers_dir: &Path, brokers: Option<&str>) -> Config {
     c.handlers_dir = handlers_dir.to_path_buf();
     c.retry_backoff_ms = 20;
     c.shutdown_timeout_ms = 20_000;
+    c.compile_cache_dir = Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"));
     c
 }
 

@@ -1,0 +1,235 @@
+//! Managing handlers over HTTP: list, inspect, upload, delete, pause and
+//! resume. Uploads are validated before anything changes and go through
+//! the handlers folder, which stays the single source of truth.
+//!
+//! The routes that change handlers are guarded by [`AdminPolicy`].
+
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::registry::HandlerView;
+use crate::supervisor::{Change, Outcome};
+
+/// Largest component accepted by `PUT /handlers/:name`.
+pub const MAX_COMPONENT: usize = 64 * 1024 * 1024;
+
+/// Who may change handlers over HTTP.
+#[derive(Clone)]
+pub enum AdminPolicy {
+    /// Requests must carry `Authorization: Bearer <token>`.
+    Token(String),
+    /// No token configured and the API listens on loopback only: open.
+    Local,
+    /// No token configured and the API is reachable from elsewhere: closed.
+    Closed,
+}
+
+impl AdminPolicy {
+    pub fn new(token: Option<String>, bind: IpAddr) -> Self {
+        match token.filter(|t| !t.is_empty()) {
+            Some(token) => Self::Token(token),
+            None if bind.is_loopback() => Self::Local,
+            None => Self::Closed,
+        }
+    }
+
+    fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match self {
+            Self::Local => Ok(()),
+            Self::Closed => Err(ApiError::Forbidden(
+                "changing handlers over HTTP is disabled: set ADMIN_TOKEN".into(),
+            )),
+            Self::Token(token) => {
+                let given = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .unwrap_or_default();
+                if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+                    Ok(())
+                } else {
+                    Err(ApiError::Unauthorized)
+                }
+            }
+        }
+    }
+}
+
+/// `GET /handlers`: every handler with its status, version, subscriptions and counters.
+pub async fn list(State(app): State<AppState>) -> Json<Vec<HandlerView>> {
+    Json(app.registry().list())
+}
+
+/// `GET /handlers/:name`.
+pub async fn get(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<HandlerView>, ApiError> {
+    view(&app, &name).map(Json)
+}
+
+/// `PUT /handlers/:name` with the component as the body: validates it, writes
+/// it to the handlers folder and runs it (201 when new, 200 when replacing).
+pub async fn put(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<HandlerView>), ApiError> {
+    app.admin().check(&headers)?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(MAX_COMPONENT)
+        } else {
+            ApiError::MalformedJson(e.body_text())
+        }
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !(content_type.starts_with("application/wasm")
+        || content_type.starts_with("application/octet-stream"))
+    {
+        return Err(ApiError::UnsupportedMediaTypeFor("application/wasm"));
+    }
+    crate::registry::validate_name(&name).map_err(|e| ApiError::invalid("name", e))?;
+    let change = Change::Upload {
+        name: name.clone(),
+        bytes: body.to_vec(),
+    };
+    let status = match app
+        .changes()
+        .apply(change)
+        .await
+        .map_err(ApiError::Internal)?
+    {
+        Outcome::Added => StatusCode::CREATED,
+        Outcome::Replaced | Outcome::Unchanged => StatusCode::OK,
+        Outcome::Rejected(error) => {
+            return Err(ApiError::Invalid {
+                field: None,
+                message: format!("not a valid handler: {error}"),
+            });
+        }
+        other => {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "unexpected outcome {other:?}"
+            )));
+        }
+    };
+    Ok((status, Json(view(&app, &name)?)))
+}
+
+/// `DELETE /handlers/:name`: stops it (its group is left after a final
+/// commit) and deletes its file.
+pub async fn delete(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    app.admin().check(&headers)?;
+    match app
+        .changes()
+        .apply(Change::Delete { name: name.clone() })
+        .await?
+    {
+        Outcome::Removed => Ok(StatusCode::NO_CONTENT),
+        _ => Err(not_found(&name)),
+    }
+}
+
+/// `POST /handlers/:name/pause`.
+pub async fn pause(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<HandlerView>, ApiError> {
+    app.admin().check(&headers)?;
+    match app
+        .changes()
+        .apply(Change::Pause { name: name.clone() })
+        .await?
+    {
+        Outcome::Paused => view(&app, &name).map(Json),
+        _ => Err(not_found(&name)),
+    }
+}
+
+/// `POST /handlers/:name/resume`.
+pub async fn resume(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<HandlerView>, ApiError> {
+    app.admin().check(&headers)?;
+    match app
+        .changes()
+        .apply(Change::Resume { name: name.clone() })
+        .await?
+    {
+        Outcome::Resumed => view(&app, &name).map(Json),
+        _ => Err(not_found(&name)),
+    }
+}
+
+fn view(app: &AppState, name: &str) -> Result<HandlerView, ApiError> {
+    app.registry().get(name).ok_or_else(|| not_found(name))
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::NotFound(format!("no handler named {name:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(auth: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(a) = auth {
+            h.insert(header::AUTHORIZATION, a.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn a_token_is_required_when_configured() {
+        let policy = AdminPolicy::new(Some("s3cret".into()), [0, 0, 0, 0].into());
+        assert!(policy.check(&headers(Some("Bearer s3cret"))).is_ok());
+        assert!(matches!(
+            policy.check(&headers(Some("Bearer nope"))),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(matches!(
+            policy.check(&headers(None)),
+            Err(ApiError::Unauthorized)
+        ));
+    }
+
+    #[test]
+    fn without_a_token_only_a_loopback_api_is_open() {
+        assert!(
+            AdminPolicy::new(None, [127, 0, 0, 1].into())
+                .check(&headers(None))
+                .is_ok()
+        );
+        let open_to_all = AdminPolicy::new(None, [0, 0, 0, 0].into());
+        assert!(matches!(
+            open_to_all.check(&headers(None)),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            AdminPolicy::new(Some(String::new()), [10, 0, 0, 1].into()).check(&headers(None)),
+            Err(ApiError::Forbidden(_))
+        ));
+    }
+}

@@ -1,0 +1,203 @@
+//! The development loop (`--dev`): watches the handler crates' sources (and
+//! the WIT contract) and rebuilds the crate that changed for wasm32-wasip2
+//! into the handlers folder, where the folder watcher picks it up like any
+//! other new file. A failed build leaves the running version alone and
+//! prints the compiler's errors.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use notify::RecursiveMode;
+use tokio::sync::mpsc;
+
+use crate::handler_crates::{self, PROFILE, TARGET};
+use crate::supervisor::write_atomically;
+use crate::watcher::{self, FolderWatch};
+
+/// What to rebuild.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Rebuild {
+    One(String),
+    /// The SDK or the WIT contract changed: every handler.
+    All,
+}
+
+/// Keeps the watches and the build task alive; dropping it stops them.
+pub struct DevLoop {
+    _watches: Vec<FolderWatch>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DevLoop {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub fn start(workspace: &Path, handlers_dir: &Path) -> anyhow::Result<DevLoop> {
+    let workspace = workspace
+        .canonicalize()
+        .with_context(|| format!("workspace {} not found", workspace.display()))?;
+    let crates_dir = workspace.join("handlers");
+    let (tx, mut rx) = mpsc::unbounded_channel::<Rebuild>();
+
+    let sources = {
+        let tx = tx.clone();
+        let crates_dir = crates_dir.clone();
+        watcher::watch(
+            &crates_dir.clone(),
+            RecursiveMode::Recursive,
+            watcher::QUIET * 2,
+            move |path| {
+                if let Some(rebuild) = what_to_rebuild(&crates_dir, &path) {
+                    let _ = tx.send(rebuild);
+                }
+                async {}
+            },
+        )?
+    };
+    let wit = watcher::watch(
+        &workspace.join("wit"),
+        RecursiveMode::Recursive,
+        watcher::QUIET * 2,
+        move |_| {
+            let _ = tx.send(Rebuild::All);
+            async {}
+        },
+    )?;
+
+    let handlers_dir = handlers_dir.to_path_buf();
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("handlers");
+    tracing::info!(crates = %crates_dir.display(), "dev mode: rebuilding handler crates when their sources change");
+    let task = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            // Coalesce what queued up while the last build ran.
+            let mut todo = BTreeSet::from([first]);
+            while let Ok(more) = rx.try_recv() {
+                todo.insert(more);
+            }
+            let crates = match handler_crates::handler_crates(&crates_dir) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "dev mode: cannot read the handler crates");
+                    continue;
+                }
+            };
+            let names: Vec<String> = if todo.contains(&Rebuild::All) {
+                crates.into_iter().map(|(name, _)| name).collect()
+            } else {
+                todo.into_iter()
+                    .filter_map(|r| match r {
+                        Rebuild::One(dir) => crates
+                            .iter()
+                            .find(|(_, d)| {
+                                d.file_name().and_then(|n| n.to_str()) == Some(dir.as_str())
+                            })
+                            .map(|(name, _)| name.clone()),
+                        Rebuild::All => None,
+                    })
+                    .collect()
+            };
+            for name in names {
+                build(&workspace, &target_dir, &handlers_dir, &name).await;
+            }
+        }
+    });
+    Ok(DevLoop {
+        _watches: vec![sources, wit],
+        task,
+    })
+}
+
+/// Maps a changed path under `handlers/` to the crate to rebuild: a file in
+/// a crate's folder (not its build output, not a built `.wasm`).
+fn what_to_rebuild(crates_dir: &Path, path: &Path) -> Option<Rebuild> {
+    let relative = path.strip_prefix(crates_dir).ok()?;
+    let mut parts = relative.components();
+    let crate_dir = parts.next()?.as_os_str().to_str()?.to_string();
+    let inside: Vec<&str> = parts.filter_map(|c| c.as_os_str().to_str()).collect();
+    let file = inside.last()?;
+    if inside.first() == Some(&"target") || file.starts_with('.') || file.ends_with('~') {
+        return None;
+    }
+    if crate_dir == "sdk" {
+        return Some(Rebuild::All);
+    }
+    Some(Rebuild::One(crate_dir))
+}
+
+async fn build(workspace: &Path, target_dir: &Path, handlers_dir: &Path, name: &str) {
+    tracing::info!(handler = name, "dev mode: building");
+    let started = std::time::Instant::now();
+    let output =
+        tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(workspace)
+            .args([
+                "build",
+                "--profile",
+                PROFILE,
+                "--target",
+                TARGET,
+                "-p",
+                name,
+                "--target-dir",
+            ])
+            .arg(target_dir)
+            .output()
+            .await;
+    let output = match output {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(handler = name, error = %e, "dev mode: cannot run cargo");
+            return;
+        }
+    };
+    if !output.status.success() {
+        tracing::error!(
+            handler = name,
+            "dev mode: build failed; the running version stays\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return;
+    }
+    let built = handler_crates::built_component(target_dir, name);
+    let installed = async {
+        let bytes = tokio::fs::read(&built).await?;
+        write_atomically(&handlers_dir.join(format!("{name}.wasm")), &bytes).await
+    }
+    .await;
+    match installed {
+        Ok(()) => {
+            tracing::info!(handler = name, elapsed = ?started.elapsed(), "dev mode: built; reloading")
+        }
+        Err(e) => tracing::error!(handler = name, error = %e, "dev mode: cannot install the build"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_changes_map_to_their_crate() {
+        let root = Path::new("/w/handlers");
+        let r = |p: &str| what_to_rebuild(root, Path::new(p));
+        assert_eq!(
+            r("/w/handlers/user-handler/src/lib.rs"),
+            Some(Rebuild::One("user-handler".into()))
+        );
+        assert_eq!(
+            r("/w/handlers/user-handler/Cargo.toml"),
+            Some(Rebuild::One("user-handler".into()))
+        );
+        assert_eq!(r("/w/handlers/sdk/src/lib.rs"), Some(Rebuild::All));
+        assert_eq!(r("/w/handlers/user-handler.wasm"), None);
+        assert_eq!(r("/w/handlers/user-handler/target/x"), None);
+        assert_eq!(r("/w/handlers/user-handler/src/.lib.rs.swp"), None);
+        assert_eq!(r("/elsewhere/x.rs"), None);
+    }
+}
