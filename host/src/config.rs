@@ -40,6 +40,11 @@ pub struct Config {
     #[arg(long, env = "OFFSET_RESET", value_enum, default_value_t = OffsetReset::Earliest)]
     pub offset_reset: OffsetReset,
 
+    /// How long the group waits for a silent consumer (a crashed host)
+    /// before giving its partitions to another member.
+    #[arg(long, env = "SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub session_timeout_ms: u64,
+
     /// Attempts per event before it is dead-lettered (retryable errors and traps).
     #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,

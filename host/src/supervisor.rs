@@ -209,14 +209,7 @@ impl Supervisor {
                 let started = async {
                     self.bus.ensure_topics(&topics).await?;
                     let paused = self.registry.is_paused(name);
-                    HandlerLoop::start(
-                        name,
-                        versions,
-                        self.bus.publisher().clone(),
-                        self.bus.consumer_settings(),
-                        stats,
-                        paused,
-                    )
+                    HandlerLoop::start(name, versions, &self.bus, stats, paused)
                 }
                 .await;
                 match started {
@@ -246,14 +239,7 @@ impl Supervisor {
                     .versions(name)
                     .context("the replaced handler disappeared")?;
                 let paused = self.registry.is_paused(name);
-                let handler_loop = HandlerLoop::start(
-                    name,
-                    versions,
-                    self.bus.publisher().clone(),
-                    self.bus.consumer_settings(),
-                    stats,
-                    paused,
-                )?;
+                let handler_loop = HandlerLoop::start(name, versions, &self.bus, stats, paused)?;
                 self.loops.insert(name.to_string(), handler_loop);
                 Ok(Outcome::Replaced)
             }

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::publisher::Publisher;
+use super::{Bus, Topics};
 use crate::config::OffsetReset;
 use crate::event::{Event, Topic};
 use crate::runtime::{self, Component, Delivery, Outgoing};
@@ -39,6 +40,7 @@ pub struct ConsumerSettings {
     pub offset_reset: OffsetReset,
     pub max_attempts: u32,
     pub retry_backoff: Duration,
+    pub session_timeout: Duration,
 }
 
 /// The running loop of one handler.
@@ -56,11 +58,11 @@ impl HandlerLoop {
     pub fn start(
         name: &str,
         versions: watch::Receiver<Component>,
-        publisher: Publisher,
-        settings: &ConsumerSettings,
+        bus: &Bus,
         stats: Arc<Stats>,
         paused: bool,
     ) -> anyhow::Result<Self> {
+        let settings = bus.consumer_settings();
         let topics: Vec<String> = versions
             .borrow()
             .subscription()
@@ -83,6 +85,10 @@ impl HandlerLoop {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", settings.offset_reset.as_str())
             .set("enable.partition.eof", "false")
+            .set(
+                "session.timeout.ms",
+                settings.session_timeout.as_millis().to_string(),
+            )
             // Favour latency: hand over fetched events after at most 50 ms.
             .set("fetch.wait.max.ms", "50")
             .create_with_context(context)?;
@@ -98,7 +104,8 @@ impl HandlerLoop {
             versions,
             paused: pause_rx,
             paused_flag,
-            publisher,
+            publisher: bus.publisher().clone(),
+            topics: bus.topics().clone(),
             settings: settings.clone(),
             stats: stats.clone(),
             stop: stop.clone(),
@@ -143,6 +150,7 @@ struct Worker {
     /// paused are paused at once.
     paused_flag: Arc<AtomicBool>,
     publisher: Publisher,
+    topics: Arc<Topics>,
     settings: ConsumerSettings,
     stats: Arc<Stats>,
     stop: CancellationToken,
@@ -326,6 +334,15 @@ async fn process(w: &Worker, message: &BorrowedMessage<'_>, component: &Componen
 async fn publish_all(w: &Worker, mut outbox: Vec<Outgoing>) -> Done {
     let mut round = 1;
     while !outbox.is_empty() {
+        let topics: Vec<Topic> = outbox.iter().map(|o| o.topic.clone()).collect();
+        if let Err(e) = w.topics.ensure(&topics).await {
+            tracing::warn!(handler = %w.name, error = ?e, "cannot create the topics a handler publishes to; retrying");
+            if !pause(w, backoff(w.settings.retry_backoff, round)).await {
+                return Done::Abandoned;
+            }
+            round += 1;
+            continue;
+        }
         let sends = outbox
             .iter()
             .map(|o| w.publisher.publish(&o.topic, &o.event));

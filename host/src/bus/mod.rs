@@ -8,7 +8,7 @@ mod embedded;
 mod publisher;
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -36,16 +36,23 @@ pub struct BrokerInfo {
 pub struct Bus {
     info: BrokerInfo,
     publisher: Publisher,
-    topics: TopicAdmin,
+    topics: Arc<Topics>,
     settings: ConsumerSettings,
+}
+
+/// Creates topics (each with its dead-letter topic) on first use. Shared
+/// by the API and the consume loops, which publish what handlers publish.
+pub struct Topics {
+    admin: TopicAdmin,
     /// Topics known to exist, so each is created once.
     known: Mutex<BTreeSet<Topic>>,
     partitions: i32,
+    bootstrap: String,
 }
 
 enum TopicAdmin {
     Cluster(AdminClient<DefaultClientContext>, i32),
-    // Dropped last (field order of `Bus` drops the publisher first).
+    /// Dropped with the last user of [`Topics`], after the consume loops.
     Embedded(EmbeddedBroker),
 }
 
@@ -79,14 +86,18 @@ impl Bus {
             offset_reset: config.offset_reset,
             max_attempts: config.max_attempts.max(1),
             retry_backoff: config.retry_backoff(),
+            session_timeout: Duration::from_millis(config.session_timeout_ms),
         };
         Ok(Self {
+            topics: Arc::new(Topics {
+                admin: topics,
+                known: Mutex::new(BTreeSet::new()),
+                partitions: config.topic_partitions,
+                bootstrap: info.bootstrap_servers.clone(),
+            }),
             info,
             publisher,
-            topics,
             settings,
-            known: Mutex::new(BTreeSet::new()),
-            partitions: config.topic_partitions,
         })
     }
 
@@ -102,9 +113,25 @@ impl Bus {
         &self.settings
     }
 
+    pub fn topics(&self) -> &Arc<Topics> {
+        &self.topics
+    }
+
+    /// Creates the topics that do not exist yet; see [`Topics::ensure`].
+    pub async fn ensure_topics(&self, topics: &[Topic]) -> anyhow::Result<()> {
+        self.topics.ensure(topics).await
+    }
+
+    /// Waits until queued events are delivered, at shut-down.
+    pub fn flush(&self, timeout: Duration) {
+        self.publisher.flush(timeout);
+    }
+}
+
+impl Topics {
     /// Creates the topics that do not exist yet, each with its dead-letter
     /// topic. Creating an existing topic is not an error.
-    pub async fn ensure_topics(&self, topics: &[Topic]) -> anyhow::Result<()> {
+    pub async fn ensure(&self, topics: &[Topic]) -> anyhow::Result<()> {
         let wanted: Vec<Topic> = {
             let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
             topics
@@ -118,7 +145,7 @@ impl Bus {
         if wanted.is_empty() {
             return Ok(());
         }
-        match &self.topics {
+        match &self.admin {
             TopicAdmin::Embedded(broker) => {
                 for t in &wanted {
                     broker.create_topic(t.as_str(), self.partitions).await?;
@@ -136,9 +163,10 @@ impl Bus {
                     })
                     .collect();
                 let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-                let results = admin.create_topics(&new, &options).await.with_context(|| {
-                    format!("cannot create topics on {}", self.info.bootstrap_servers)
-                })?;
+                let results = admin
+                    .create_topics(&new, &options)
+                    .await
+                    .with_context(|| format!("cannot create topics on {}", self.bootstrap))?;
                 for result in results {
                     match result {
                         Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -153,10 +181,5 @@ impl Bus {
             .unwrap_or_else(|p| p.into_inner())
             .extend(wanted);
         Ok(())
-    }
-
-    /// Waits until queued events are delivered, at shut-down.
-    pub fn flush(&self, timeout: Duration) {
-        self.publisher.flush(timeout);
     }
 }

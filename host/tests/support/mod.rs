@@ -53,8 +53,8 @@ pub fn install_demo_handlers(dir: &Path, names: &[&str]) {
     }
 }
 
-/// Builds a test-only handler crate under host/tests/handlers into a
-/// component, once per test process, and returns the component's path.
+/// Builds the test-only crates under host/tests/handlers into components,
+/// once per test process, and returns the path of the one asked for.
 pub fn test_component(crate_name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let target_dir = BUILT.get_or_init(|| {
@@ -64,14 +64,14 @@ pub fn test_component(crate_name: &str) -> PathBuf {
             .join("handlers");
         let status = Command::new(env!("CARGO"))
             .current_dir(workspace())
+            .args(["build", "--profile", "handler", "--target", "wasm32-wasip2"])
             .args([
-                "build",
-                "--profile",
-                "handler",
-                "--target",
-                "wasm32-wasip2",
                 "-p",
                 "fault-handler",
+                "-p",
+                "other-world",
+                "-p",
+                "bad-describe",
             ])
             .arg("--target-dir")
             .arg(&target_dir)

@@ -1,6 +1,6 @@
 //! A test handler that misbehaves on request. It subscribes to every event
 //! type on `faults` and does what the event's `data.action` says:
-//! `ok`, `trap`, `fail` (retryable), `fatal`, `loop` (forever), `alloc`
+//! `ok`, `echo` (publishes the data to `faults-out`), `trap`, `fail` (retryable), `fatal`, `loop` (forever), `alloc`
 //! (without end), `fail-first` (fails until attempt `data.attempts`),
 //! `publish-then-fail`.
 
@@ -25,6 +25,11 @@ impl Guest for FaultHandler {
         let order: Order = event.data()?;
         match order.action.as_str() {
             "ok" => Ok(()),
+            "echo" => {
+                let data: serde_json::Value = event.data()?;
+                handler_sdk::publish("faults-out", "ECHO", event.user_id.as_deref(), &data)?;
+                Ok(())
+            }
             "trap" => panic!("asked to trap"),
             "fail" => Err(HandlerError::Retryable("asked to fail".into())),
             "fatal" => Err(HandlerError::Fatal("asked to fail for good".into())),

@@ -1,0 +1,445 @@
+//! Hot reload: handlers dropped into, replaced in and deleted from the
+//! handlers folder, or uploaded over HTTP, while the host runs and events
+//! flow. Fast ones on the embedded broker; the swap-under-load test also
+//! runs against a tansu broker process.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{TestHost, config, read_until, temp_handlers_dir, test_component};
+
+/// A copy of a component that differs only by a custom section: a new
+/// version (new digest) with the same behaviour.
+fn variant(component: &[u8], n: u32) -> Vec<u8> {
+    let name = b"event-host-test-variant";
+    let payload = n.to_le_bytes();
+    let mut section = Vec::new();
+    leb128(&mut section, name.len() as u32);
+    section.extend_from_slice(name);
+    section.extend_from_slice(&payload);
+    let mut out = component.to_vec();
+    out.push(0); // custom section id
+    leb128(&mut out, section.len() as u32);
+    out.extend_from_slice(&section);
+    out
+}
+
+fn leb128(out: &mut Vec<u8>, mut v: u32) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    event_host::runtime::digest(bytes)
+}
+
+/// Writes a file the way a user's `cp` does: in place, not atomically.
+fn cp(bytes: &[u8], to: &Path) {
+    std::fs::write(to, bytes).unwrap();
+}
+
+async fn wait_version(host: &TestHost, name: &str, digest: &str) -> Value {
+    host.wait_for_handler(name, &format!("run version {digest}"), |h| {
+        h["version"] == digest && h["status"] == "running"
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_in_handler_starts_serving_without_a_restart() {
+    let dir = temp_handlers_dir("drop");
+    let host = TestHost::start(config(&dir, None)).await;
+    let (_, list) = host.get("/handlers").await;
+    assert_eq!(list, json!([]));
+
+    let bytes = std::fs::read(support::built_handlers().join("user-handler.wasm")).unwrap();
+    cp(&bytes, &dir.join("greeter.wasm"));
+    wait_version(&host, "greeter", &sha256(&bytes)).await;
+
+    let (status, _) = host
+        .post(
+            "/users",
+            &json!({"name": "Eve", "email": "eve@example.com", "age": 3}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    host.wait_for_handler("greeter", "handle the registration", |h| {
+        h["stats"]["handled"] == 1
+    })
+    .await;
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_files_are_rejected_and_the_running_version_keeps_serving() {
+    let dir = temp_handlers_dir("invalid");
+    let good = std::fs::read(test_component("fault-handler")).unwrap();
+    cp(&good, &dir.join("faulty.wasm"));
+    let host = TestHost::start(config(&dir, None)).await;
+    let version = sha256(&good);
+    wait_version(&host, "faulty", &version).await;
+
+    let other_world = std::fs::read(test_component("other-world")).unwrap();
+    let bad_describe = std::fs::read(test_component("bad-describe")).unwrap();
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        (
+            "garbage",
+            b"definitely not wasm".to_vec(),
+            "not a WebAssembly file",
+        ),
+        (
+            "a core module",
+            b"\0asm\x01\0\0\0".to_vec(),
+            "core WebAssembly module",
+        ),
+        (
+            "another world",
+            other_world,
+            "does not implement the event-host:handler/handler world",
+        ),
+        ("a trap in describe", bad_describe, "failed in describe()"),
+        (
+            "a truncated copy",
+            good[..good.len() / 2].to_vec(),
+            "does not compile",
+        ),
+    ];
+    for (handled, (what, bytes, reason)) in cases.into_iter().enumerate() {
+        cp(&bytes, &dir.join("faulty.wasm"));
+        let h = host
+            .wait_for_handler("faulty", &format!("reject {what}"), |h| {
+                h["lastError"].as_str().is_some_and(|e| e.contains(reason))
+            })
+            .await;
+        assert_eq!(
+            h["version"],
+            version.as_str(),
+            "{what}: the old version keeps running"
+        );
+        assert_eq!(h["status"], "running", "{what}");
+        // ... and keeps handling events.
+        let (status, _) = host
+            .post(
+                "/events/faults",
+                &json!({"type": "T", "data": {"action": "ok"}}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        host.wait_for_handler("faulty", &format!("handle an event after {what}"), |h| {
+            h["stats"]["handled"] == handled as u64 + 1
+        })
+        .await;
+    }
+
+    // A new name with a bad file shows as failed, with its reason.
+    cp(b"nope", &dir.join("broken.wasm"));
+    let h = host
+        .wait_for_handler("broken", "be reported", |h| h["status"] == "failed")
+        .await;
+    assert!(
+        h["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly file"),
+        "{h}"
+    );
+
+    // The good file again clears the error.
+    cp(&variant(&good, 1), &dir.join("faulty.wasm"));
+    let h = wait_version(&host, "faulty", &sha256(&variant(&good, 1))).await;
+    assert_eq!(h["lastError"], Value::Null, "{h}");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_handler_stops_after_committing_and_resumes_from_there() {
+    let dir = temp_handlers_dir("delete");
+    support::install_demo_handlers(&dir, &["user-handler"]);
+    let host = TestHost::start(config(&dir, None)).await;
+    let register = |name: &'static str| {
+        let host = &host;
+        async move {
+            let body = json!({"name": name, "email": "x@example.com", "age": 1});
+            assert_eq!(host.post("/users", &body).await.0, 200);
+        }
+    };
+    register("One").await;
+    host.wait_for_handler("user-handler", "handle One", |h| h["stats"]["handled"] == 1)
+        .await;
+
+    std::fs::remove_file(dir.join("user-handler.wasm")).unwrap();
+    let started = std::time::Instant::now();
+    while host.get("/handlers/user-handler").await.0 != 404 {
+        assert!(
+            started.elapsed() < support::PATIENCE,
+            "the handler was not removed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    register("Two").await;
+
+    // Back again: the group resumes after One (committed), so it handles
+    // only Two.
+    support::install_demo_handlers(&dir, &["user-handler"]);
+    host.wait_for_handler("user-handler", "handle Two", |h| h["stats"]["handled"] == 1)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        host.stats("user-handler").await["handled"],
+        1,
+        "One was handled again"
+    );
+    let bootstrap = host.bootstrap().await;
+    let welcomes = read_until(&bootstrap, "notification-events", "two welcomes", |s| {
+        s.len() >= 2
+    })
+    .await;
+    let mut messages: Vec<&str> = welcomes
+        .iter()
+        .map(|m| m.value["data"]["message"].as_str().unwrap())
+        .collect();
+    messages.sort();
+    assert_eq!(
+        messages,
+        [
+            "Welcome One! Your account has been created successfully.",
+            "Welcome Two! Your account has been created successfully."
+        ]
+    );
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn handlers_are_managed_over_http_with_the_admin_token() {
+    let dir = temp_handlers_dir("http");
+    let mut c = config(&dir, None);
+    c.admin_token = Some("s3cret".into());
+    let host = TestHost::start(c).await;
+    let good = std::fs::read(test_component("fault-handler")).unwrap();
+    let url = host.url("/handlers/faulty");
+    let put = |token: Option<&'static str>, bytes: Vec<u8>| {
+        let mut r = host
+            .http
+            .put(&url)
+            .header("content-type", "application/wasm")
+            .body(bytes);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+
+    let r = put(None, good.clone()).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unauthorized");
+    let r = put(Some("wrong"), good.clone()).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = put(Some("s3cret"), b"garbage".to_vec()).await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(
+        r.json::<Value>().await.unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly file")
+    );
+    assert!(
+        !dir.join("faulty.wasm").exists(),
+        "a rejected upload changed the folder"
+    );
+    assert_eq!(host.get("/handlers/faulty").await.0, 404);
+
+    let r = put(Some("s3cret"), good.clone()).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let h: Value = r.json().await.unwrap();
+    assert_eq!(h["version"], sha256(&good));
+    assert_eq!(
+        std::fs::read(dir.join("faulty.wasm")).unwrap(),
+        good,
+        "the folder holds the upload"
+    );
+    wait_version(&host, "faulty", &sha256(&good)).await;
+
+    let v2 = variant(&good, 2);
+    let r = put(Some("s3cret"), v2.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    wait_version(&host, "faulty", &sha256(&v2)).await;
+
+    // Pause: events wait; resume: they are handled.
+    let post = |path: &'static str, token: Option<&'static str>| {
+        let mut r = host.http.post(host.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(
+        post("/handlers/faulty/pause", None).await.unwrap().status(),
+        401
+    );
+    let r = post("/handlers/faulty/pause", Some("s3cret"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "paused");
+    for _ in 0..3 {
+        let (status, _) = host
+            .post(
+                "/events/faults",
+                &json!({"type": "T", "data": {"action": "ok"}}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        host.stats("faulty").await["handled"],
+        0,
+        "a paused handler took events"
+    );
+    assert_eq!(
+        post("/handlers/faulty/resume", Some("s3cret"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    host.wait_for_handler("faulty", "handle the 3 waiting events", |h| {
+        h["stats"]["handled"] == 3
+    })
+    .await;
+    assert_eq!(
+        post("/handlers/nope/pause", Some("s3cret"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    let delete = |token: Option<&'static str>| {
+        let mut r = host.http.delete(&url);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(delete(None).await.unwrap().status(), 401);
+    assert!(dir.join("faulty.wasm").exists());
+    assert_eq!(delete(Some("s3cret")).await.unwrap().status(), 204);
+    assert!(!dir.join("faulty.wasm").exists());
+    assert_eq!(host.get("/handlers/faulty").await.0, 404);
+    assert_eq!(delete(Some("s3cret")).await.unwrap().status(), 404);
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replacing_a_handler_under_load_loses_and_repeats_nothing() {
+    swap_under_load(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replacing_a_handler_under_load_on_a_real_broker_loses_and_repeats_nothing() {
+    let Some(broker) = support::Tansu::start() else {
+        return;
+    };
+    swap_under_load(Some(&broker.bootstrap)).await;
+}
+
+/// Sends a steady stream of events while the handler's file is replaced
+/// again and again, then checks that every event was handled exactly once,
+/// in order per key (so per partition), and that every swap took effect.
+async fn swap_under_load(brokers: Option<&str>) {
+    const EVENTS: u64 = 300;
+    const SWAPS: u32 = 8;
+    let dir = temp_handlers_dir(&format!("swap-{}", brokers.is_some()));
+    let good = std::fs::read(test_component("fault-handler")).unwrap();
+    cp(&good, &dir.join("echo.wasm"));
+    let host = TestHost::start(config(&dir, brokers)).await;
+    let bootstrap = host.bootstrap().await;
+
+    let producer = {
+        let http = host.http.clone();
+        let url = host.url("/events/faults");
+        tokio::spawn(async move {
+            for seq in 0..EVENTS {
+                let body = json!({"type": "SEQ", "userId": format!("key-{}", seq % 7), "data": {"action": "echo", "seq": seq}});
+                let r = http.post(&url).json(&body).send().await.unwrap();
+                assert_eq!(r.status(), 201);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let mut versions = vec![sha256(&good)];
+    for n in 1..=SWAPS {
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let next = variant(&good, n);
+        // Half the swaps as an editor or compiler would (atomic rename),
+        // half as `cp` does (in place).
+        if n % 2 == 0 {
+            let tmp = dir.join(format!(".echo.{n}.tmp"));
+            std::fs::write(&tmp, &next).unwrap();
+            std::fs::rename(&tmp, dir.join("echo.wasm")).unwrap();
+        } else {
+            cp(&next, &dir.join("echo.wasm"));
+        }
+        wait_version(&host, "echo", &sha256(&next)).await;
+        versions.push(sha256(&next));
+    }
+    producer.await.unwrap();
+
+    let h = host
+        .wait_for_handler("echo", &format!("handle {EVENTS} events"), |h| {
+            h["stats"]["handled"] == EVENTS
+        })
+        .await;
+    assert_eq!(h["stats"]["failed"], 0, "{h}");
+    assert_eq!(h["stats"]["deadLettered"], 0, "{h}");
+    assert_eq!(versions.len(), SWAPS as usize + 1);
+    assert_eq!(
+        versions
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        versions.len()
+    );
+
+    let echoes = read_until(&bootstrap, "faults-out", &format!("{EVENTS} echoes"), |s| {
+        s.len() as u64 >= EVENTS
+    })
+    .await;
+    let mut by_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for e in &echoes {
+        let key = e.value["userId"].as_str().unwrap().to_string();
+        by_key
+            .entry(key)
+            .or_default()
+            .push(e.value["data"]["seq"].as_u64().unwrap());
+    }
+    let mut all: Vec<u64> = by_key.values().flatten().copied().collect();
+    all.sort();
+    assert_eq!(
+        all,
+        (0..EVENTS).collect::<Vec<_>>(),
+        "every event exactly once"
+    );
+    for (key, seqs) in &by_key {
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "{key} out of order: {seqs:?}"
+        );
+    }
+    // Nothing more arrives late (a duplicate would).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(host.stats("echo").await["handled"], EVENTS);
+    host.stop().await;
+}
