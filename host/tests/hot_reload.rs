@@ -10,35 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{TestHost, config, read_until, temp_handlers_dir, test_component};
-
-/// A copy of a component that differs only by a custom section: a new
-/// version (new digest) with the same behaviour.
-fn variant(component: &[u8], n: u32) -> Vec<u8> {
-    let name = b"event-host-test-variant";
-    let payload = n.to_le_bytes();
-    let mut section = Vec::new();
-    leb128(&mut section, name.len() as u32);
-    section.extend_from_slice(name);
-    section.extend_from_slice(&payload);
-    let mut out = component.to_vec();
-    out.push(0); // custom section id
-    leb128(&mut out, section.len() as u32);
-    out.extend_from_slice(&section);
-    out
-}
-
-fn leb128(out: &mut Vec<u8>, mut v: u32) {
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
+use support::{TestHost, config, read_until, temp_handlers_dir, test_component, variant};
 
 fn sha256(bytes: &[u8]) -> String {
     event_host::runtime::digest(bytes)
