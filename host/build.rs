@@ -33,12 +33,11 @@ fn main() {
         println!("cargo:rerun-if-changed={}", workspace.join(path).display());
     }
     let crates = handler_crates::handler_crates(&handlers_dir).unwrap_or_else(|e| panic!("{e}"));
-    for (name, dir) in &crates {
+    // Sources only: watching the built files would rebuild the host once
+    // more after every build that wrote them, and a handler file the user
+    // deleted stays deleted until its crate changes.
+    for (_, dir) in &crates {
         println!("cargo:rerun-if-changed={}", dir.display());
-        println!(
-            "cargo:rerun-if-changed={}",
-            handlers_dir.join(format!("{name}.wasm")).display()
-        );
     }
     if crates.is_empty() {
         return;

@@ -29,7 +29,8 @@ pub fn send(user_id: Option<&str>, message: &str, kind: &str) -> Result<(), Hand
         kind,
         sent_at: crate::now(),
     };
-    println!("sending {kind} notification to user {user_id:?}: {message}");
+    let to = user_id.unwrap_or("anonymous");
+    println!("sending {kind} notification to user {to}: {message}");
     crate::publish(TOPIC, NOTIFICATION_SENT, user_id, &notification)?;
     Ok(())
 }
