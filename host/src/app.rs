@@ -1,10 +1,11 @@
 //! Wires the parts together and owns the order of start-up and shut-down.
 //!
-//! Start-up: runtime, broker connection, the demo's topics, every handler in
-//! the handlers folder with its topics and consume loop, the folder watcher
-//! (and, with `--dev`, the source watcher), then "ready" once every consumer
-//! holds its partitions. The API answers from the start (`/health` says
-//! `starting` until ready).
+//! Start-up: runtime, broker clients, the API (answering from the start;
+//! `/health` says `starting` until ready), then — retrying while the broker
+//! cannot be reached — the demo's topics, every handler in the handlers
+//! folder with its topics and consume loop, the folder watcher (and, with
+//! `--dev`, the source watcher), and "ready" once every consumer holds its
+//! partitions.
 //!
 //! Shut-down: stop accepting requests and finish those in flight; stop
 //! watching; stop every consume loop (the event in flight finishes, offsets
@@ -53,21 +54,12 @@ pub async fn run(
     }
     tracing::info!(allocator = ?runtime.allocator(), compile_cache = ?compile_cache, "wasm runtime ready");
 
-    let demo_topics = [
-        api::USER_EVENTS,
-        api::ORDER_EVENTS,
-        api::NOTIFICATION_EVENTS,
-    ]
-    .map(|t| Topic::parse(t).context("demo topic"))
-    .into_iter()
-    .collect::<anyhow::Result<Vec<_>>>()?;
-    bus.ensure_topics(&demo_topics).await?;
-
     let registry = Arc::new(Registry::default());
     let handlers_dir = std::path::absolute(&config.handlers_dir)
         .with_context(|| format!("bad handlers folder {}", config.handlers_dir.display()))?;
-    let mut supervisor =
-        Supervisor::new(handlers_dir.clone(), runtime, registry.clone(), bus.clone());
+    let supervisor = Supervisor::new(handlers_dir.clone(), runtime, registry.clone(), bus.clone());
+    let stop_supervisor = CancellationToken::new();
+    let (changes, supervisor_task) = supervisor.spawn(stop_supervisor.clone());
 
     let stopping = CancellationToken::new();
     let signal = {
@@ -78,33 +70,7 @@ pub async fn run(
         })
     };
 
-    // Load what is in the folder before serving, so `/handlers` is complete
-    // from the first request; the API still answers during start-up below.
-    let files = Registry::scan(&handlers_dir)?;
-    if files.is_empty() {
-        tracing::warn!(
-            dir = %handlers_dir.display(),
-            "no handler components found: build them with `cargo build`, drop .wasm files here, or set HANDLERS_DIR"
-        );
-    }
-    let loaded = async {
-        for file in files {
-            if let Err(e) = supervisor.apply(Change::File(file.clone())).await {
-                tracing::error!(file = %file.display(), error = ?e, "cannot start handler");
-            }
-        }
-    };
-    tokio::select! {
-        () = loaded => {}
-        () = stopping.cancelled() => {
-            supervisor.shutdown().await;
-            bus.flush(Duration::from_secs(5));
-            return Ok(());
-        }
-    }
-
-    let stop_supervisor = CancellationToken::new();
-    let (changes, supervisor_task) = supervisor.spawn(stop_supervisor.clone());
+    // The API answers from here on; `/health` says `starting` until ready.
     let admin = AdminPolicy::new(config.admin_token.clone(), config.bind_address);
     let state = AppState::new(bus.clone(), registry.clone(), changes.clone(), admin);
     let stop_http = CancellationToken::new();
@@ -118,32 +84,58 @@ pub async fn run(
         })
     };
 
-    let folder_watch = {
-        let changes = changes.clone();
-        watcher::watch(
-            &handlers_dir,
-            RecursiveMode::NonRecursive,
-            watcher::QUIET,
-            move |path| {
-                let changes = changes.clone();
-                async move { changes.notify(Change::File(path)).await }
-            },
-        )?
+    let startup = async {
+        wait_for_broker(&bus, &state).await;
+        // Load what is in the folder, through the same path as later changes.
+        let files = Registry::scan(&handlers_dir)?;
+        if files.is_empty() {
+            tracing::warn!(
+                dir = %handlers_dir.display(),
+                "no handler components found: build them with `cargo build`, drop .wasm files here, or set HANDLERS_DIR"
+            );
+        }
+        for file in files {
+            if let Err(e) = changes.apply(Change::File(file.clone())).await {
+                tracing::error!(file = %file.display(), error = ?e, "cannot start handler");
+            }
+        }
+        let folder_watch = {
+            let changes = changes.clone();
+            watcher::watch(
+                &handlers_dir,
+                RecursiveMode::NonRecursive,
+                watcher::QUIET,
+                move |path| {
+                    let changes = changes.clone();
+                    async move { changes.notify(Change::File(path)).await }
+                },
+            )?
+        };
+        tracing::info!(dir = %handlers_dir.display(), "watching the handlers folder");
+        let dev = match config.dev {
+            true => Some(devloop::start(&config.workspace_dir, &handlers_dir)?),
+            false => None,
+        };
+        state.set_started();
+        anyhow::Ok((folder_watch, dev))
     };
-    tracing::info!(dir = %handlers_dir.display(), "watching the handlers folder");
-    let dev = if config.dev {
-        Some(devloop::start(&config.workspace_dir, &handlers_dir)?)
-    } else {
-        None
+    let started = tokio::select! {
+        r = startup => Some(r),
+        () = stopping.cancelled() => None,
     };
-
-    state.set_started();
-    wait_until_ready(&state, &stopping).await;
-    stopping.cancelled().await;
+    let failed = match started {
+        Some(Ok(watches)) => {
+            wait_until_ready(&state, &stopping).await;
+            stopping.cancelled().await;
+            drop(watches);
+            None
+        }
+        Some(Err(e)) => Some(e),
+        None => None,
+    };
     tracing::info!("shutting down");
 
     stop_http.cancel();
-    drop((dev, folder_watch));
     let drain = async {
         match server.await {
             Ok(Ok(())) => {}
@@ -166,7 +158,42 @@ pub async fn run(
     signal.abort();
     bus.flush(Duration::from_secs(5));
     tracing::info!("stopped");
-    Ok(())
+    match failed {
+        Some(e) => Err(e.context("start-up failed")),
+        None => Ok(()),
+    }
+}
+
+/// Creates the demo's topics, retrying with backoff while the broker cannot
+/// be reached; `/health` says what it is waiting for meanwhile.
+async fn wait_for_broker(bus: &Bus, state: &AppState) {
+    let demo_topics: Vec<Topic> = [
+        api::USER_EVENTS,
+        api::ORDER_EVENTS,
+        api::NOTIFICATION_EVENTS,
+    ]
+    .into_iter()
+    .filter_map(|t| Topic::parse(t).ok())
+    .collect();
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match bus.ensure_topics(&demo_topics).await {
+            Ok(()) => {
+                state.set_waiting(None);
+                return;
+            }
+            Err(e) => {
+                let why = format!(
+                    "waiting for Kafka at {}: {e:#}",
+                    bus.info().bootstrap_servers
+                );
+                tracing::warn!(retry_in = ?delay, "{why}");
+                state.set_waiting(Some(why));
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
 }
 
 async fn wait_until_ready(state: &AppState, stopping: &CancellationToken) {

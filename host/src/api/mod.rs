@@ -26,7 +26,7 @@ use error::JsonBody;
 use fields::Id;
 pub use handlers::AdminPolicy;
 
-use crate::bus::{BrokerInfo, Bus, Stored};
+use crate::bus::{BrokerInfo, Bus, PublishError, Stored};
 use crate::event::{Event, EventType, Topic, now_rfc3339};
 use crate::registry::Registry;
 use crate::supervisor::Changes;
@@ -47,6 +47,8 @@ struct Shared {
     admin: AdminPolicy,
     /// Start-up has finished: every handler found at start-up was loaded.
     started: AtomicBool,
+    /// What start-up is waiting for, if anything (the broker, say).
+    waiting: std::sync::Mutex<Option<String>>,
 }
 
 impl AppState {
@@ -62,7 +64,20 @@ impl AppState {
             changes,
             admin,
             started: AtomicBool::new(false),
+            waiting: std::sync::Mutex::new(None),
         }))
+    }
+
+    pub fn set_waiting(&self, why: Option<String>) {
+        *self.0.waiting.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    }
+
+    fn waiting(&self) -> Option<String> {
+        self.0
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn registry(&self) -> &Registry {
@@ -90,7 +105,13 @@ impl AppState {
         self.0
             .bus
             .ensure_topics(std::slice::from_ref(topic))
-            .await?;
+            .await
+            .map_err(|e| {
+                ApiError::Unavailable(PublishError {
+                    topic: topic.to_string(),
+                    reason: format!("{e:#}"),
+                })
+            })?;
         let stored = self.0.bus.publisher().publish(topic, event).await?;
         tracing::debug!(%topic, event_type = %event.event_type, id = %event.id, ?stored, "event published");
         Ok(stored)
@@ -135,6 +156,9 @@ struct Health {
     broker: BrokerInfo,
     #[serde(skip_serializing_if = "Option::is_none")]
     warning: Option<&'static str>,
+    /// While starting: what the host is waiting for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting: Option<String>,
     handlers: HandlerCounts,
 }
 
@@ -157,6 +181,7 @@ async fn health(State(app): State<AppState>) -> impl IntoResponse {
         timestamp: now_rfc3339(),
         broker,
         warning,
+        waiting: app.waiting(),
         handlers: HandlerCounts {
             running: handlers
                 .iter()

@@ -162,7 +162,9 @@ impl Topics {
                         )
                     })
                     .collect();
-                let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+                let options = AdminOptions::new()
+                    .operation_timeout(Some(Duration::from_secs(10)))
+                    .request_timeout(Some(Duration::from_secs(10)));
                 let results = admin
                     .create_topics(&new, &options)
                     .await

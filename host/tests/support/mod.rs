@@ -113,6 +113,13 @@ pub struct TestHost {
 impl TestHost {
     /// Starts the host and waits until `/health` says it is ready.
     pub async fn start(config: Config) -> Self {
+        let host = Self::spawn(config).await;
+        host.wait_ready().await;
+        host
+    }
+
+    /// Starts the host without waiting for it to be ready.
+    pub async fn spawn(config: Config) -> Self {
         init_logging();
         let listener = tokio::net::TcpListener::bind((config.bind_address, config.port))
             .await
@@ -122,27 +129,30 @@ impl TestHost {
         let task = tokio::spawn(event_host::run(config, listener, async {
             let _ = stopped.await;
         }));
-        let host = Self {
+        Self {
             addr,
             http: reqwest::Client::new(),
             stop: Some(stop),
             task,
-        };
+        }
+    }
+
+    /// Waits until `/health` answers 200.
+    pub async fn wait_ready(&self) {
         let started = Instant::now();
         loop {
-            if let Ok(r) = host.http.get(host.url("/health")).send().await
+            if let Ok(r) = self.http.get(self.url("/health")).send().await
                 && r.status() == 200
             {
-                break;
+                return;
             }
-            assert!(!host.task.is_finished(), "the host stopped during start-up");
+            assert!(!self.task.is_finished(), "the host stopped during start-up");
             assert!(
                 started.elapsed() < PATIENCE,
                 "the host did not become ready"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        host
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -375,40 +385,31 @@ impl Tansu {
     /// installed. With `EVENT_HOST_REQUIRE_TANSU` set (CI sets it), a missing
     /// tansu fails the test instead.
     pub fn start() -> Option<Self> {
-        let required = std::env::var_os("EVENT_HOST_REQUIRE_TANSU").is_some_and(|v| v != "0");
-        let found = Command::new("tansu")
-            .arg("--help")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        if !found {
-            assert!(
-                !required,
-                "EVENT_HOST_REQUIRE_TANSU is set but `tansu` is not on PATH; install it with \
-                 `cargo install tansu --locked --features dynostore,libsql`"
-            );
-            eprintln!(
-                "NOTE: tansu is not installed, so this test against a real broker process did not run. \
-                 Install it with `cargo install tansu --locked --features dynostore,libsql`."
-            );
+        Self::start_with(free_port(), "memory://tansu/", None)
+    }
+
+    /// Starts tansu on `port` with the given storage engine, in `dir` (where
+    /// a `sqlite://NAME.db` engine keeps its file), if given.
+    pub fn start_with(port: u16, storage: &str, dir: Option<&Path>) -> Option<Self> {
+        if !tansu_available() {
             return None;
         }
-        let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new("tansu")
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu");
+        let mut cmd = Command::new("tansu");
+        cmd.args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", storage])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
+        let child = cmd.spawn().expect("start tansu");
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -422,6 +423,37 @@ impl Tansu {
             bootstrap: format!("127.0.0.1:{port}"),
         })
     }
+
+    /// Kills the broker at once (SIGKILL).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether tansu is installed. With `EVENT_HOST_REQUIRE_TANSU` set (CI sets
+/// it), a missing tansu fails the test instead; otherwise the test says so
+/// loudly and passes.
+pub fn tansu_available() -> bool {
+    let required = std::env::var_os("EVENT_HOST_REQUIRE_TANSU").is_some_and(|v| v != "0");
+    let found = Command::new("tansu")
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            !required,
+            "EVENT_HOST_REQUIRE_TANSU is set but `tansu` is not on PATH; install it with \
+             `cargo install tansu --locked --features dynostore,libsql`"
+        );
+        eprintln!(
+            "NOTE: tansu is not installed, so this test against a real broker process did not run. \
+             Install it with `cargo install tansu --locked --features dynostore,libsql`."
+        );
+    }
+    found
 }
 
 impl Drop for Tansu {
@@ -463,4 +495,181 @@ pub fn variant(component: &[u8], n: u32) -> Vec<u8> {
     leb128(&mut out, section.len() as u32);
     out.extend_from_slice(&section);
     out
+}
+
+/// The `event-host` binary running as a child process, its log collected.
+pub struct HostProcess {
+    pub child: Child,
+    pub addr: String,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub log: Vec<String>,
+}
+
+impl HostProcess {
+    /// Starts the binary on a free port with these extra environment
+    /// variables (and no `KAFKA_BROKERS` unless given), and waits until it
+    /// listens.
+    pub fn spawn(env: &[(&str, &str)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_event-host"));
+        cmd.env_remove("KAFKA_BROKERS")
+            .env("PORT", "0")
+            .env("RUST_LOG", "info,rdkafka=warn")
+            .env("NO_COLOR", "1")
+            .env(
+                "COMPILE_CACHE_DIR",
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        std::thread::spawn(move || {
+            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx2.send(l);
+            }
+        });
+        let mut host = Self {
+            child,
+            addr: String::new(),
+            lines,
+            log: Vec::new(),
+        };
+        let listening = host.wait_for("API listening on http://");
+        host.addr = listening
+            .rsplit("http://")
+            .next()
+            .unwrap()
+            .trim()
+            .to_string();
+        host
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let left = PATIENCE.saturating_sub(started.elapsed());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("never logged {needle:?}; log:\n{}", self.log.join("\n")),
+            }
+        }
+    }
+
+    /// Collects the log lines written so far.
+    pub fn drain(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+    }
+
+    /// Sends a signal (`-TERM`, `-INT`, `-KILL`) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                return exit;
+            }
+            assert!(started.elapsed() < PATIENCE, "the host did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Produces `count` events in the host's envelope straight to Kafka (as
+/// another service would), `seq` 0.. in `data`, keyed by one of 7 users,
+/// one every `every`. Returns once all were acknowledged.
+pub fn produce_sequence(bootstrap: &str, topic: &str, count: u64, every: Duration, action: &str) {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "120000")
+        .create()
+        .unwrap();
+    for seq in 0..count {
+        let user = format!("key-{}", seq % 7);
+        let event = serde_json::json!({
+            "id": uuid::Uuid::new_v4().to_string(),
+            "type": "SEQ",
+            "timestamp": "2026-11-26T00:00:00.000Z",
+            "userId": user,
+            "data": {"action": action, "seq": seq},
+        })
+        .to_string();
+        let mut record = BaseRecord::to(topic).key(&user).payload(&event);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+        std::thread::sleep(every);
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+}
+
+/// Counts each `data.seq` in the echoes on `topic` until all of `0..count`
+/// were seen; returns how often each was seen.
+pub async fn echoes_of(
+    bootstrap: &str,
+    topic: &str,
+    count: u64,
+) -> std::collections::BTreeMap<u64, u32> {
+    let seen = read_until(
+        bootstrap,
+        topic,
+        &format!("echoes of all {count} events"),
+        |s| {
+            let distinct: std::collections::BTreeSet<u64> = s
+                .iter()
+                .filter_map(|m| m.value["data"]["seq"].as_u64())
+                .collect();
+            distinct.len() as u64 >= count
+        },
+    )
+    .await;
+    let mut counts = std::collections::BTreeMap::new();
+    for m in &seen {
+        if let Some(seq) = m.value["data"]["seq"].as_u64() {
+            *counts.entry(seq).or_insert(0) += 1;
+        }
+    }
+    counts
 }
