@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::event::Topic;
-use crate::runtime::{Component, LoadError};
+use crate::runtime::{Component, LoadError, RetryPolicy};
 use crate::stats::{Snapshot, Stats};
 
 #[derive(Default)]
@@ -60,6 +60,8 @@ pub struct HandlerView {
     #[serde(serialize_with = "rfc3339")]
     pub loaded_at: Option<SystemTime>,
     pub subscriptions: Vec<SubscriptionView>,
+    /// The handler's own retry policy; none means the host's defaults.
+    pub retry: Option<RetryPolicy>,
     pub stats: Snapshot,
     pub last_error: Option<String>,
 }
@@ -240,6 +242,7 @@ fn view(name: &str, e: &Entry) -> HandlerView {
         version: current.as_ref().map(|c| c.digest().to_string()),
         loaded_at: current.as_ref().map(Component::loaded_at),
         subscriptions,
+        retry: current.as_ref().and_then(|c| c.subscription().retry),
         stats: e.stats.snapshot(),
         last_error: e.rejected.clone().or_else(|| e.stats.last_error()),
     }

@@ -38,7 +38,8 @@ async fn misbehaving_handlers_are_contained_and_dead_lettered() {
     let host = fault_host("contained").await;
     let bootstrap = host.bootstrap().await;
 
-    // Each bad event is tried 3 times (fatal: once), then dead-lettered;
+    // Each bad event is tried 4 times, as the handler's own retry policy
+    // says (the host's default is 3; fatal: once), then dead-lettered;
     // the `ok` events behind each are handled.
     let bad = ["trap", "loop", "alloc", "fail", "fatal"];
     let mut ids = Vec::new();
@@ -51,7 +52,8 @@ async fn misbehaving_handlers_are_contained_and_dead_lettered() {
             h["stats"]["deadLettered"] == 5 && h["stats"]["handled"] == 5
         })
         .await;
-    assert_eq!(h["stats"]["failed"], 3 * 4 + 1, "{h}");
+    assert_eq!(h["stats"]["failed"], 4 * 4 + 1, "{h}");
+    assert_eq!(h["retry"], json!({"maxAttempts": 4, "backoff": 10}));
     assert_eq!(h["status"], "running");
 
     let letters = read_until(&bootstrap, "faults.dlq", "5 dead letters", |s| s.len() >= 5).await;
@@ -68,7 +70,7 @@ async fn misbehaving_handlers_are_contained_and_dead_lettered() {
             Some("FAULT"),
             "original headers kept"
         );
-        let attempts = if *action == "fatal" { "1" } else { "3" };
+        let attempts = if *action == "fatal" { "1" } else { "4" };
         assert_eq!(letter.header("dlq.attempts"), Some(attempts), "{action}");
         assert!(
             letter

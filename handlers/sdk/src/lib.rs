@@ -33,7 +33,7 @@ pub mod notifications;
 
 pub use bindings::Guest;
 pub use bindings::event_host::handler::types::{
-    Delivery, Description, Event, HandlerError, OutgoingEvent,
+    Delivery, Description, Event, HandlerError, OutgoingEvent, RetryPolicy,
 };
 #[doc(hidden)]
 pub use bindings::*;
@@ -42,12 +42,24 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 impl Description {
-    /// Subscribe to `topics`, handling only `event_types` (all types when empty).
+    /// Subscribe to `topics`, handling only `event_types` (all types when
+    /// empty), with the host's retry policy.
     pub fn new(topics: &[&str], event_types: &[&str]) -> Self {
         Self {
             topics: topics.iter().map(|t| t.to_string()).collect(),
             event_types: event_types.iter().map(|t| t.to_string()).collect(),
+            retry: None,
         }
+    }
+
+    /// Retry a failed event up to `max_attempts` times in all, waiting
+    /// `backoff_ms` before the first retry and twice as long before each next.
+    pub fn with_retry(mut self, max_attempts: u32, backoff_ms: u32) -> Self {
+        self.retry = Some(RetryPolicy {
+            max_attempts,
+            backoff_ms,
+        });
+        self
     }
 }
 

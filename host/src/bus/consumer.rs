@@ -27,7 +27,7 @@ use super::publisher::Publisher;
 use super::{Bus, Topics};
 use crate::config::OffsetReset;
 use crate::event::{Event, Topic};
-use crate::runtime::{self, Component, Delivery, Outgoing};
+use crate::runtime::{self, Component, Delivery, Outgoing, RetryPolicy};
 use crate::stats::Stats;
 
 /// Longest wait between two attempts of one event.
@@ -38,8 +38,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub struct ConsumerSettings {
     pub brokers: String,
     pub offset_reset: OffsetReset,
-    pub max_attempts: u32,
-    pub retry_backoff: Duration,
+    /// For handlers that declare no retry policy of their own.
+    pub retry: RetryPolicy,
     pub session_timeout: Duration,
 }
 
@@ -295,6 +295,7 @@ async fn process(w: &Worker, message: &BorrowedMessage<'_>, component: &Componen
         return Done::Finished;
     }
     let wit_event = runtime::wit_event(&event);
+    let policy = component.subscription().retry.unwrap_or(w.settings.retry);
     let mut delivery = Delivery {
         topic: message.topic().to_string(),
         partition: message.partition(),
@@ -319,10 +320,10 @@ async fn process(w: &Worker, message: &BorrowedMessage<'_>, component: &Componen
             "handler failed"
         );
         w.stats.failed(failure.to_string());
-        if !failure.is_retryable() || attempt >= w.settings.max_attempts {
+        if !failure.is_retryable() || attempt >= policy.max_attempts {
             return dead_letter(w, message, &failure.to_string(), attempt).await;
         }
-        if !pause(w, backoff(w.settings.retry_backoff, attempt)).await {
+        if !pause(w, backoff(policy.backoff, attempt)).await {
             return Done::Abandoned;
         }
         delivery.attempt += 1;
@@ -337,7 +338,7 @@ async fn publish_all(w: &Worker, mut outbox: Vec<Outgoing>) -> Done {
         let topics: Vec<Topic> = outbox.iter().map(|o| o.topic.clone()).collect();
         if let Err(e) = w.topics.ensure(&topics).await {
             tracing::warn!(handler = %w.name, error = ?e, "cannot create the topics a handler publishes to; retrying");
-            if !pause(w, backoff(w.settings.retry_backoff, round)).await {
+            if !pause(w, backoff(w.settings.retry.backoff, round)).await {
                 return Done::Abandoned;
             }
             round += 1;
@@ -355,7 +356,7 @@ async fn publish_all(w: &Worker, mut outbox: Vec<Outgoing>) -> Done {
             }
         }
         outbox = left;
-        if !outbox.is_empty() && !pause(w, backoff(w.settings.retry_backoff, round)).await {
+        if !outbox.is_empty() && !pause(w, backoff(w.settings.retry.backoff, round)).await {
             return Done::Abandoned;
         }
         round += 1;
@@ -395,7 +396,7 @@ async fn dead_letter(
             }
             Err(e) => {
                 tracing::warn!(handler = %w.name, error = %e, "cannot dead-letter an event; retrying");
-                if !pause(w, backoff(w.settings.retry_backoff, round)).await {
+                if !pause(w, backoff(w.settings.retry.backoff, round)).await {
                     return Done::Abandoned;
                 }
                 round += 1;

@@ -23,6 +23,7 @@ pub use publisher::{PublishError, Publisher, Stored};
 
 use crate::config::Config;
 use crate::event::Topic;
+use crate::runtime::RetryPolicy;
 
 /// Which broker the host talks to.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -84,8 +85,10 @@ impl Bus {
         let settings = ConsumerSettings {
             brokers: info.bootstrap_servers.clone(),
             offset_reset: config.offset_reset,
-            max_attempts: config.max_attempts.max(1),
-            retry_backoff: config.retry_backoff(),
+            retry: RetryPolicy {
+                max_attempts: config.max_attempts.max(1),
+                backoff: config.retry_backoff(),
+            },
             session_timeout: Duration::from_millis(config.session_timeout_ms),
         };
         Ok(Self {

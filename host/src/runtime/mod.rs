@@ -273,6 +273,23 @@ pub struct Subscription {
     pub topics: Vec<Topic>,
     /// Empty means every event type.
     pub event_types: BTreeSet<String>,
+    /// The handler's own retry policy, if it declared one.
+    pub retry: Option<RetryPolicy>,
+}
+
+/// How often, and how far apart, a failed event is tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubled for each next one.
+    #[serde(serialize_with = "millis")]
+    pub backoff: Duration,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u128(d.as_millis())
 }
 
 impl Subscription {
@@ -302,9 +319,22 @@ impl TryFrom<bindings::Description> for Subscription {
             crate::event::EventType::parse(t)
                 .map_err(|e| LoadError::Description(format!("event type {t:?} {e}")))?;
         }
+        let retry = match d.retry {
+            Some(r) if r.max_attempts == 0 => {
+                return Err(LoadError::Description(
+                    "retry.max-attempts must be at least 1".into(),
+                ));
+            }
+            Some(r) => Some(RetryPolicy {
+                max_attempts: r.max_attempts.min(100),
+                backoff: Duration::from_millis(u64::from(r.backoff_ms)),
+            }),
+            None => None,
+        };
         Ok(Self {
             topics,
             event_types: d.event_types.into_iter().collect(),
+            retry,
         })
     }
 }
@@ -443,6 +473,7 @@ mod tests {
         let d = |topics: &[&str], types: &[&str]| bindings::Description {
             topics: topics.iter().map(|s| s.to_string()).collect(),
             event_types: types.iter().map(|s| s.to_string()).collect(),
+            retry: None,
         };
         assert!(Subscription::try_from(d(&[], &[])).is_err());
         assert!(Subscription::try_from(d(&["bad topic"], &[])).is_err());
@@ -452,5 +483,23 @@ mod tests {
         assert!(s.wants("ANYTHING"));
         let s = Subscription::try_from(d(&["a"], &["X"])).unwrap();
         assert!(s.wants("X") && !s.wants("Y"));
+        let mut with_retry = d(&["a"], &[]);
+        with_retry.retry = Some(bindings::event_host::handler::types::RetryPolicy {
+            max_attempts: 0,
+            backoff_ms: 5,
+        });
+        assert!(Subscription::try_from(with_retry.clone()).is_err());
+        with_retry.retry = Some(bindings::event_host::handler::types::RetryPolicy {
+            max_attempts: 5,
+            backoff_ms: 5,
+        });
+        let s = Subscription::try_from(with_retry).unwrap();
+        assert_eq!(
+            s.retry,
+            Some(RetryPolicy {
+                max_attempts: 5,
+                backoff: Duration::from_millis(5)
+            })
+        );
     }
 }

@@ -18,7 +18,8 @@ struct Order {
 
 impl Guest for FaultHandler {
     fn describe() -> Description {
-        Description::new(&["faults"], &[])
+        // Its own retry policy: 4 attempts, 10 ms apart at first.
+        Description::new(&["faults"], &[]).with_retry(4, 10)
     }
 
     fn handle(event: Event, delivery: Delivery) -> Result<(), HandlerError> {
