@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Bus, HandlerLoop};
+use crate::bus::{Bus, HandlerLoop, Redriven, ReplayFrom, Rewound};
 use crate::registry::{self, Installed, Registry};
 use crate::runtime::{self, Component, LoadError, Runtime};
 
@@ -37,6 +37,13 @@ pub enum Change {
     Resume {
         name: String,
     },
+    Replay {
+        name: String,
+        from: ReplayFrom,
+    },
+    Redrive {
+        name: String,
+    },
 }
 
 /// What a change did.
@@ -49,6 +56,8 @@ pub enum Outcome {
     Removed,
     Paused,
     Resumed,
+    Replayed(Vec<Rewound>),
+    Redriven(Redriven),
     /// The bytes are not a valid handler; nothing changed.
     Rejected(LoadError),
     /// No handler of that name.
@@ -146,6 +155,19 @@ impl Supervisor {
             Change::Delete { name } => self.delete(&name).await,
             Change::Pause { name } => Ok(self.pause(&name, true)),
             Change::Resume { name } => Ok(self.pause(&name, false)),
+            Change::Replay { name, from } => match self.loops.get(&name) {
+                Some(handler_loop) => Ok(Outcome::Replayed(handler_loop.replay(from).await?)),
+                None => Ok(Outcome::NotFound),
+            },
+            Change::Redrive { name } => {
+                let Some((versions, _)) = self.registry.versions(&name) else {
+                    return Ok(Outcome::NotFound);
+                };
+                let topics = versions.borrow().subscription().topics.clone();
+                Ok(Outcome::Redriven(
+                    crate::bus::redrive(&self.bus, &name, &topics).await?,
+                ))
+            }
         }
     }
 

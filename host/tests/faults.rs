@@ -151,3 +151,116 @@ async fn a_file_that_is_not_a_handler_is_reported_and_the_rest_run() {
     assert_eq!(health["handlers"], json!({"running": 3, "total": 4}));
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_redriven_to_their_handler_only() {
+    redrive(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_redriven_on_a_real_broker() {
+    let Some(broker) = support::Tansu::start() else {
+        return;
+    };
+    redrive(Some(&broker.bootstrap)).await;
+}
+
+async fn redrive(brokers: Option<&str>) {
+    let dir = temp_handlers_dir(&format!("redrive-{}", brokers.is_some()));
+    std::fs::copy(test_component("fault-handler"), dir.join("faulty.wasm")).unwrap();
+    std::fs::copy(test_component("fault-handler"), dir.join("other.wasm")).unwrap();
+    let host = TestHost::start(config(&dir, brokers)).await;
+
+    // Both handlers of `faults` give up on a fatal event: two letters.
+    send(&host, "fatal", json!({})).await;
+    for name in ["faulty", "other"] {
+        host.wait_for_handler(name, "dead-letter the event", |h| {
+            h["stats"]["deadLettered"] == 1
+        })
+        .await;
+    }
+    let (status, report) = host.post("/handlers/faulty/redrive", &json!(null)).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["redriven"], 1, "{report}");
+    assert_eq!(report["passedOver"], 1, "{report}");
+
+    // Only faulty gets it again (and, still fatal, dead-letters it again);
+    // other skips it.
+    host.wait_for_handler("faulty", "dead-letter the redriven event", |h| {
+        h["stats"]["deadLettered"] == 2
+    })
+    .await;
+    host.wait_for_handler("other", "skip the redriven event", |h| {
+        h["stats"]["skipped"] == 1
+    })
+    .await;
+    assert_eq!(host.stats("other").await["deadLettered"], 1);
+
+    // A second redrive takes only the new letter.
+    let (_, report) = host.post("/handlers/faulty/redrive", &json!(null)).await;
+    assert_eq!(report["redriven"], 1, "{report}");
+    assert_eq!(report["passedOver"], 0, "{report}");
+    assert_eq!(
+        host.post("/handlers/nope/redrive", &json!(null)).await.0,
+        404
+    );
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handler_replays_from_the_earliest_event() {
+    replay(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handler_replays_on_a_real_broker() {
+    let Some(broker) = support::Tansu::start() else {
+        return;
+    };
+    replay(Some(&broker.bootstrap)).await;
+}
+
+async fn replay(brokers: Option<&str>) {
+    let dir = temp_handlers_dir(&format!("replay-{}", brokers.is_some()));
+    std::fs::copy(test_component("fault-handler"), dir.join("faulty.wasm")).unwrap();
+    let host = TestHost::start(config(&dir, brokers)).await;
+    for _ in 0..3 {
+        send(&host, "ok", json!({})).await;
+    }
+    host.wait_for_handler("faulty", "handle 3", |h| h["stats"]["handled"] == 3)
+        .await;
+
+    let (status, replay) = host
+        .post("/handlers/faulty/replay", &json!({"from": "earliest"}))
+        .await;
+    assert_eq!(status, 200, "{replay}");
+    let partitions = replay["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 3, "{replay}");
+    assert!(
+        partitions
+            .iter()
+            .all(|p| p["topic"] == "faults" && p["offset"] == 0),
+        "{replay}"
+    );
+    host.wait_for_handler("faulty", "handle the 3 again", |h| {
+        h["stats"]["handled"] == 6
+    })
+    .await;
+
+    for (body, field) in [
+        (json!({"offset": -1}), Some("offset")),
+        (json!({"from": "latest"}), Some("from")),
+        (json!({"timestamp": "yesterday"}), Some("timestamp")),
+        (json!({}), None),
+        (json!({"from": "earliest", "offset": 1}), None),
+    ] {
+        let (status, error) = host.post("/handlers/faulty/replay", &body).await;
+        assert_eq!(status, 422, "{body}: {error}");
+        assert_eq!(error["field"].as_str(), field, "{body}: {error}");
+    }
+    let (status, _) = host
+        .post("/handlers/nope/replay", &json!({"from": "earliest"}))
+        .await;
+    assert_eq!(status, 404);
+    host.stop().await;
+}

@@ -11,10 +11,12 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, JsonBody};
+use crate::bus::ReplayFrom;
 use crate::registry::HandlerView;
 use crate::supervisor::{Change, Outcome};
 
@@ -177,6 +179,93 @@ pub async fn resume(
         .await?
     {
         Outcome::Resumed => view(&app, &name).map(Json),
+        _ => Err(not_found(&name)),
+    }
+}
+
+/// Where `POST /handlers/:name/replay` starts: exactly one of the fields.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// `"earliest"`: every event still on the topics.
+    from: Option<String>,
+    /// This offset, on every partition.
+    offset: Option<i64>,
+    /// The first event at or after this RFC 3339 time.
+    timestamp: Option<String>,
+}
+
+impl ReplayRequest {
+    fn target(self) -> Result<ReplayFrom, ApiError> {
+        match (self.from.as_deref(), self.offset, self.timestamp) {
+            (Some("earliest"), None, None) => Ok(ReplayFrom::Earliest),
+            (Some(other), None, None) => Err(ApiError::invalid(
+                "from",
+                format!("{other:?}: only \"earliest\""),
+            )),
+            (None, Some(offset), None) if offset >= 0 => Ok(ReplayFrom::Offset(offset)),
+            (None, Some(_), None) => Err(ApiError::invalid("offset", "must be at least 0")),
+            (None, None, Some(t)) => {
+                let time = humantime::parse_rfc3339_weak(&t)
+                    .map_err(|e| ApiError::invalid("timestamp", format!("{t:?}: {e}")))?;
+                let ms = time
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_err(|_| ApiError::invalid("timestamp", "before 1970"))?
+                    .as_millis();
+                Ok(ReplayFrom::Timestamp(i64::try_from(ms).unwrap_or(i64::MAX)))
+            }
+            _ => Err(ApiError::Invalid {
+                field: None,
+                message: "give exactly one of from (\"earliest\"), offset, timestamp".into(),
+            }),
+        }
+    }
+}
+
+/// `POST /handlers/:name/replay`: rewinds the handler's partitions (those
+/// this host consumes) and commits there; the events from there on are
+/// handled again.
+pub async fn replay(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<ReplayRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    app.admin().check(&headers)?;
+    let from = request.target()?;
+    match app
+        .changes()
+        .apply(Change::Replay {
+            name: name.clone(),
+            from,
+        })
+        .await?
+    {
+        Outcome::Replayed(partitions) => Ok(Json(
+            serde_json::json!({"name": name, "partitions": partitions}),
+        )),
+        _ => Err(not_found(&name)),
+    }
+}
+
+/// `POST /handlers/:name/redrive`: re-injects the handler's dead letters
+/// (those not redriven before) into their topics, for it alone.
+pub async fn redrive(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    app.admin().check(&headers)?;
+    match app
+        .changes()
+        .apply(Change::Redrive { name: name.clone() })
+        .await?
+    {
+        Outcome::Redriven(report) => Ok(Json(serde_json::json!({
+            "name": name,
+            "redriven": report.redriven,
+            "passedOver": report.passed_over,
+        }))),
         _ => Err(not_found(&name)),
     }
 }

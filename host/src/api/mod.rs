@@ -137,6 +137,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/handlers/{name}/pause", post(handlers::pause))
         .route("/handlers/{name}/resume", post(handlers::resume))
+        .route("/handlers/{name}/replay", post(handlers::replay))
+        .route("/handlers/{name}/redrive", post(handlers::redrive))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -20,7 +20,7 @@ use std::time::Duration;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::publisher::Publisher;
@@ -43,10 +43,32 @@ pub struct ConsumerSettings {
     pub session_timeout: Duration,
 }
 
+/// Where a replay starts, on every partition this instance consumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayFrom {
+    /// The oldest event still on the topic.
+    Earliest,
+    /// This offset (clamped to what the partition holds).
+    Offset(i64),
+    /// The first event at or after this time (ms since the Unix epoch).
+    Timestamp(i64),
+}
+
+/// Where one partition was rewound to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rewound {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+type Replay = (ReplayFrom, oneshot::Sender<anyhow::Result<Vec<Rewound>>>);
+
 /// The running loop of one handler.
 pub struct HandlerLoop {
     stats: Arc<Stats>,
     paused: watch::Sender<bool>,
+    replays: mpsc::Sender<Replay>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -98,12 +120,14 @@ impl HandlerLoop {
 
         let stop = CancellationToken::new();
         let (pause_tx, pause_rx) = watch::channel(paused);
+        let (replay_tx, replay_rx) = mpsc::channel(4);
         let worker = Worker {
             name: name.to_string(),
             consumer,
             versions,
             paused: pause_rx,
             paused_flag,
+            replays: replay_rx,
             publisher: bus.publisher().clone(),
             topics: bus.topics().clone(),
             settings: settings.clone(),
@@ -115,6 +139,7 @@ impl HandlerLoop {
         Ok(Self {
             stats,
             paused: pause_tx,
+            replays: replay_tx,
             stop,
             task,
         })
@@ -129,6 +154,19 @@ impl HandlerLoop {
     /// when it was paused finishes.
     pub fn set_paused(&self, paused: bool) {
         self.paused.send_replace(paused);
+    }
+
+    /// Rewinds the partitions this instance consumes (and commits the new
+    /// positions), between two events. Events from there on are handled
+    /// again.
+    pub async fn replay(&self, from: ReplayFrom) -> anyhow::Result<Vec<Rewound>> {
+        let (tx, rx) = oneshot::channel();
+        self.replays
+            .send((from, tx))
+            .await
+            .map_err(|_| anyhow::anyhow!("the consume loop has stopped"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the consume loop has stopped"))?
     }
 
     /// Stops taking events, lets the one in flight finish, commits and
@@ -149,6 +187,7 @@ struct Worker {
     /// The same, for the rebalance callback: partitions assigned while
     /// paused are paused at once.
     paused_flag: Arc<AtomicBool>,
+    replays: mpsc::Receiver<Replay>,
     publisher: Publisher,
     topics: Arc<Topics>,
     settings: ConsumerSettings,
@@ -183,6 +222,10 @@ impl Worker {
                         }
                         Err(_) => pause_open = false,
                     }
+                    continue;
+                }
+                Some((from, reply)) = self.replays.recv() => {
+                    let _ = reply.send(self.replay(from));
                     continue;
                 }
                 m = self.consumer.recv() => m,
@@ -228,6 +271,54 @@ impl Worker {
             }
         }
         self.close().await;
+    }
+
+    /// Seeks every assigned partition to `from` and commits the positions.
+    /// Blocking calls to the broker: run in place, between two events.
+    fn replay(&mut self, from: ReplayFrom) -> anyhow::Result<Vec<Rewound>> {
+        const TIMEOUT: Duration = Duration::from_secs(10);
+        tokio::task::block_in_place(|| {
+            let assigned = self.consumer.assignment()?;
+            let by_time = match from {
+                ReplayFrom::Timestamp(ms) => {
+                    Some(self.consumer.offsets_for_timestamp(ms, TIMEOUT)?)
+                }
+                _ => None,
+            };
+            let mut targets = TopicPartitionList::new();
+            let mut rewound = Vec::new();
+            for p in assigned.elements() {
+                let (topic, partition) = (p.topic(), p.partition());
+                let (low, high) = self.consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
+                let offset = match from {
+                    ReplayFrom::Earliest => low,
+                    ReplayFrom::Offset(n) => n.clamp(low, high),
+                    ReplayFrom::Timestamp(_) => match by_time
+                        .as_ref()
+                        .and_then(|t| t.find_partition(topic, partition))
+                        .map(|e| e.offset())
+                    {
+                        Some(Offset::Offset(o)) => o.clamp(low, high),
+                        _ => high,
+                    },
+                };
+                targets.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+                rewound.push(Rewound {
+                    topic: topic.to_string(),
+                    partition,
+                    offset,
+                });
+            }
+            if targets.count() > 0 {
+                self.consumer.seek_partitions(targets.clone(), TIMEOUT)?;
+                self.consumer.commit(&targets, CommitMode::Sync)?;
+            }
+            for r in &rewound {
+                self.stored.insert((r.topic.clone(), r.partition), r.offset);
+            }
+            tracing::info!(handler = %self.name, ?from, ?rewound, "replaying");
+            Ok(rewound)
+        })
     }
 
     /// Pauses or resumes fetching on every assigned partition.
@@ -290,7 +381,8 @@ async fn process(w: &Worker, message: &BorrowedMessage<'_>, component: &Componen
             return dead_letter(w, message, &reason, 0).await;
         }
     };
-    if !component.subscription().wants(&event.event_type) {
+    if !component.subscription().wants(&event.event_type) || redriven_for_another(message, &w.name)
+    {
         w.stats.skipped();
         return Done::Finished;
     }
@@ -328,6 +420,16 @@ async fn process(w: &Worker, message: &BorrowedMessage<'_>, component: &Componen
         }
         delivery.attempt += 1;
     }
+}
+
+/// Whether this is a dead letter re-injected for another handler: only that
+/// handler takes it.
+fn redriven_for_another(message: &BorrowedMessage<'_>, name: &str) -> bool {
+    message.headers().is_some_and(|headers| {
+        headers
+            .iter()
+            .any(|h| h.key == super::redrive::HEADER && h.value != Some(name.as_bytes()))
+    })
 }
 
 /// Publishes what a successful invocation produced, retrying until the

@@ -6,6 +6,7 @@
 mod consumer;
 mod embedded;
 mod publisher;
+mod redrive;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -17,9 +18,10 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
-pub use consumer::{ConsumerSettings, HandlerLoop};
+pub use consumer::{ConsumerSettings, HandlerLoop, ReplayFrom, Rewound};
 use embedded::EmbeddedBroker;
 pub use publisher::{PublishError, Publisher, Stored};
+pub use redrive::{Redriven, redrive};
 
 use crate::config::Config;
 use crate::event::Topic;
