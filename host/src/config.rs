@@ -53,6 +53,12 @@ pub struct Config {
     #[arg(long, env = "RETRY_BACKOFF_MS", default_value_t = 100)]
     pub retry_backoff_ms: u64,
 
+    /// Longest an event is retried in place before it is dead-lettered
+    /// whatever its retry policy says: the events behind it on its
+    /// partition wait meanwhile.
+    #[arg(long, env = "MAX_RETRY_TIME_MS", default_value_t = 30_000)]
+    pub max_retry_time_ms: u64,
+
     /// Wall-clock limit for one handler call; a handler still running is stopped.
     #[arg(long, env = "HANDLER_TIMEOUT_MS", default_value_t = 5_000)]
     pub handler_timeout_ms: u64,

@@ -264,3 +264,28 @@ async fn replay(brokers: Option<&str>) {
     assert_eq!(status, 404);
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_is_not_retried_past_the_retry_time_limit() {
+    let dir = temp_handlers_dir("retry-limit");
+    std::fs::copy(test_component("fault-handler"), dir.join("faulty.wasm")).unwrap();
+    let mut c = config(&dir, None);
+    // The handler asks for 4 attempts, 10, 20, 40 ms apart: more than 50 ms.
+    c.max_retry_time_ms = 50;
+    let host = TestHost::start(c).await;
+    let bootstrap = host.bootstrap().await;
+    send(&host, "fail", json!({})).await;
+    send(&host, "ok", json!({})).await;
+    host.wait_for_handler("faulty", "give up early, then handle the next", |h| {
+        h["stats"]["deadLettered"] == 1 && h["stats"]["handled"] == 1
+    })
+    .await;
+    let letters = read_until(&bootstrap, "faults.dlq", "the letter", |s| !s.is_empty()).await;
+    let attempts: u32 = letters[0].header("dlq.attempts").unwrap().parse().unwrap();
+    assert!(attempts < 4, "retried {attempts} times");
+    assert!(
+        letters[0].header("dlq.error").unwrap().contains("gave up"),
+        "{letters:?}"
+    );
+    host.stop().await;
+}

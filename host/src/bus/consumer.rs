@@ -40,6 +40,9 @@ pub struct ConsumerSettings {
     pub offset_reset: OffsetReset,
     /// For handlers that declare no retry policy of their own.
     pub retry: RetryPolicy,
+    /// Longest an event may be retried in place (holding up the events
+    /// behind it on its partition) before it is dead-lettered anyway.
+    pub max_retry_time: Duration,
     pub session_timeout: Duration,
 }
 
@@ -388,6 +391,7 @@ async fn process(w: &Worker, message: &BorrowedMessage<'_>, component: &Componen
     }
     let wit_event = runtime::wit_event(&event);
     let policy = component.subscription().retry.unwrap_or(w.settings.retry);
+    let retrying_since = std::time::Instant::now();
     let mut delivery = Delivery {
         topic: message.topic().to_string(),
         partition: message.partition(),
@@ -415,7 +419,15 @@ async fn process(w: &Worker, message: &BorrowedMessage<'_>, component: &Componen
         if !failure.is_retryable() || attempt >= policy.max_attempts {
             return dead_letter(w, message, &failure.to_string(), attempt).await;
         }
-        if !pause(w, backoff(policy.backoff, attempt)).await {
+        let delay = backoff(policy.backoff, attempt);
+        if retrying_since.elapsed() + delay > w.settings.max_retry_time {
+            let reason = format!(
+                "{failure}; gave up after {attempt} attempts: retrying longer than {:?} would hold up the partition",
+                w.settings.max_retry_time
+            );
+            return dead_letter(w, message, &reason, attempt).await;
+        }
+        if !pause(w, delay).await {
             return Done::Abandoned;
         }
         delivery.attempt += 1;

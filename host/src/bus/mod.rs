@@ -92,6 +92,7 @@ impl Bus {
                 backoff: config.retry_backoff(),
             },
             session_timeout: Duration::from_millis(config.session_timeout_ms),
+            max_retry_time: Duration::from_millis(config.max_retry_time_ms),
         };
         Ok(Self {
             topics: Arc::new(Topics {

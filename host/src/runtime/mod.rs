@@ -141,6 +141,7 @@ impl Runtime {
             subscription,
             pre,
             limits: self.limits,
+            log_budget: LogBudget::default(),
         })))
     }
 
@@ -193,6 +194,7 @@ struct Inner {
     subscription: Subscription,
     pre: HandlerPre<HostState>,
     limits: Limits,
+    log_budget: LogBudget,
 }
 
 impl fmt::Debug for Component {
@@ -239,8 +241,15 @@ impl Component {
         }
         .await;
         let state = store.into_data();
-        for line in state.output.lines() {
-            tracing::info!(handler = %self.0.name, event_id = %event.id, "{line}");
+        let lines = state.output.lines();
+        if !lines.is_empty() {
+            let (allowed, dropped) = self.0.log_budget.take(lines.len());
+            for line in &lines[..allowed] {
+                tracing::info!(handler = %self.0.name, event_id = %event.id, "{line}");
+            }
+            if dropped > 0 {
+                tracing::warn!(handler = %self.0.name, dropped, "handler output over {LOG_LINES_PER_SECOND} lines/s dropped");
+            }
         }
         match result {
             Ok(Ok(())) => Ok(Outcome {
@@ -378,6 +387,43 @@ impl Failure {
     }
 }
 
+/// Lines of handler output logged per second per handler version; the
+/// rest are counted and dropped, so a chatty handler cannot flood the log.
+const LOG_LINES_PER_SECOND: u32 = 100;
+
+/// A token bucket of log lines: refills at [`LOG_LINES_PER_SECOND`], holds
+/// one second's worth.
+struct LogBudget(std::sync::Mutex<(f64, Instant, u64)>);
+
+impl Default for LogBudget {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new((
+            f64::from(LOG_LINES_PER_SECOND),
+            Instant::now(),
+            0,
+        )))
+    }
+}
+
+impl LogBudget {
+    /// Takes up to `wanted` lines: returns how many may be logged, and how
+    /// many were dropped since the last report (these included).
+    fn take(&self, wanted: usize) -> (usize, u64) {
+        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, refilled, dropped) = &mut *guard;
+        let rate = f64::from(LOG_LINES_PER_SECOND);
+        *tokens = (*tokens + refilled.elapsed().as_secs_f64() * rate).min(rate);
+        *refilled = Instant::now();
+        let allowed = (tokens.floor() as usize).min(wanted);
+        *tokens -= allowed as f64;
+        *dropped += (wanted - allowed) as u64;
+        if allowed > 0 && *dropped > 0 {
+            return (allowed, std::mem::take(dropped));
+        }
+        (allowed, 0)
+    }
+}
+
 #[derive(Debug)]
 struct DeadlineExceeded;
 
@@ -459,6 +505,18 @@ mod tests {
         ));
         assert!(check_header(b"\0asm\x0d\0\x01\0rest").is_ok());
         assert!(matches!(check_header(b"\0as"), Err(LoadError::NotWasm)));
+    }
+
+    #[test]
+    fn handler_output_is_rate_limited() {
+        let budget = LogBudget::default();
+        let burst = LOG_LINES_PER_SECOND as usize;
+        assert_eq!(budget.take(burst - 10), (burst - 10, 0));
+        // 10 left: 10 logged, 40 dropped and reported with them.
+        assert_eq!(budget.take(50), (10, 40));
+        std::thread::sleep(Duration::from_millis(100));
+        let (allowed, dropped) = budget.take(5);
+        assert!(allowed == 5 && dropped == 0, "{allowed} {dropped}");
     }
 
     #[test]
