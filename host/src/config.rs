@@ -53,6 +53,11 @@ pub struct Config {
     #[arg(long, env = "RETRY_BACKOFF_MS", default_value_t = 100)]
     pub retry_backoff_ms: u64,
 
+    /// Handler calls of one handler that may run at once, each on its own
+    /// partition (events of one partition are always handled in order).
+    #[arg(long, env = "PARTITION_CONCURRENCY", default_value_t = 8)]
+    pub partition_concurrency: usize,
+
     /// Longest an event is retried in place before it is dead-lettered
     /// whatever its retry policy says: the events behind it on its
     /// partition wait meanwhile.

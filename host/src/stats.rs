@@ -10,6 +10,7 @@ pub struct Stats {
     failed: AtomicU64,
     skipped: AtomicU64,
     dead_lettered: AtomicU64,
+    in_flight: AtomicU64,
     assigned: AtomicBool,
     last_error: Mutex<Option<String>>,
 }
@@ -26,6 +27,8 @@ pub struct Snapshot {
     pub skipped: u64,
     /// Events set aside on the dead-letter topic.
     pub dead_lettered: u64,
+    /// Handler calls running now.
+    pub in_flight: u64,
 }
 
 impl Stats {
@@ -40,6 +43,12 @@ impl Stats {
     pub fn failed(&self, error: String) {
         self.failed.fetch_add(1, Ordering::Relaxed);
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+    }
+
+    /// Counts a handler call as running until the guard is dropped.
+    pub fn call(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
     }
 
     pub fn dead_lettered(&self) {
@@ -68,7 +77,17 @@ impl Stats {
             failed: self.failed.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// A running handler call; see [`Stats::call`].
+pub struct InFlight<'a>(&'a Stats);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -85,13 +104,17 @@ mod tests {
         s.failed("first".into());
         s.failed("second".into());
         s.dead_lettered();
+        let call = s.call();
+        assert_eq!(s.snapshot().in_flight, 1);
+        drop(call);
         assert_eq!(
             s.snapshot(),
             Snapshot {
                 handled: 2,
                 failed: 2,
                 skipped: 1,
-                dead_lettered: 1
+                dead_lettered: 1,
+                in_flight: 0,
             }
         );
         assert_eq!(s.last_error().as_deref(), Some("second"));

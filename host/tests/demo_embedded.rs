@@ -60,7 +60,7 @@ async fn handlers_are_listed_with_their_subscriptions() {
     );
     assert_eq!(
         user["stats"],
-        json!({"handled": 0, "failed": 0, "skipped": 0, "deadLettered": 0})
+        json!({"handled": 0, "failed": 0, "skipped": 0, "deadLettered": 0, "inFlight": 0})
     );
     assert_eq!(user["version"].as_str().unwrap().len(), 64);
     let (status, missing) = host.get("/handlers/nope").await;

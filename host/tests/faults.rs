@@ -289,3 +289,40 @@ async fn an_event_is_not_retried_past_the_retry_time_limit() {
     );
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stuck_partition_does_not_hold_up_the_others() {
+    let dir = temp_handlers_dir("lanes");
+    std::fs::copy(test_component("fault-handler"), dir.join("faulty.wasm")).unwrap();
+    let mut c = config(&dir, None);
+    c.handler_timeout_ms = 3_000;
+    let host = TestHost::start(c).await;
+    // One event that runs until its deadline, on one user's partition ...
+    let (status, _) = host
+        .post(
+            "/events/faults",
+            &json!({"type": "T", "userId": "stuck", "data": {"action": "loop"}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    host.wait_for_handler("faulty", "start the stuck event", |h| {
+        h["stats"]["inFlight"] == 1
+    })
+    .await;
+    // ... and events of other users, some on other partitions.
+    for i in 0..9 {
+        let body = json!({"type": "T", "userId": format!("user-{i}"), "data": {"action": "ok"}});
+        assert_eq!(host.post("/events/faults", &body).await.0, 201);
+    }
+    // They are handled while the stuck one is still on its first attempt.
+    let h = host
+        .wait_for_handler("faulty", "handle events of other partitions", |h| {
+            h["stats"]["handled"].as_u64() >= Some(1)
+        })
+        .await;
+    assert_eq!(
+        h["stats"]["failed"], 0,
+        "the stuck event had already timed out: {h}"
+    );
+    host.stop().await;
+}

@@ -3,8 +3,13 @@
 //!
 //! Delivery is at-least-once. The loop never stores an offset before the
 //! event was handled and the events the handler published were acknowledged
-//! by the broker, or before the event was set aside as a dead letter. Events
-//! are handled one at a time, so order within a partition is kept.
+//! by the broker, or before the event was set aside as a dead letter.
+//!
+//! Each partition has a lane: a task that handles that partition's events
+//! one at a time, in order. Lanes of different partitions run concurrently,
+//! at most `partition_concurrency` handler calls at once. A lane that falls
+//! behind has its partition paused until it catches up, so memory stays
+//! bounded and a slow partition does not hold up the others.
 //!
 //! A failed attempt (retryable error, trap, timeout) is retried in place
 //! with exponential backoff and jitter; after the last attempt, or at once for
@@ -12,15 +17,16 @@
 //! unchanged to `<topic>.dlq` with headers saying why, and the partition
 //! moves on.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::publisher::Publisher;
@@ -43,6 +49,9 @@ pub struct ConsumerSettings {
     /// Longest an event may be retried in place (holding up the events
     /// behind it on its partition) before it is dead-lettered anyway.
     pub max_retry_time: Duration,
+    /// Handler calls of one handler that may run at once (on different
+    /// partitions).
+    pub partition_concurrency: usize,
     pub session_timeout: Duration,
 }
 
@@ -96,10 +105,12 @@ impl HandlerLoop {
             .map(|t| t.to_string())
             .collect();
         let paused_flag = Arc::new(AtomicBool::new(paused));
+        let generation = Arc::new(AtomicU64::new(0));
         let context = LoopContext {
             name: name.to_string(),
             stats: stats.clone(),
             paused: paused_flag.clone(),
+            generation: generation.clone(),
         };
         let consumer: StreamConsumer<LoopContext> = ClientConfig::new()
             .set("bootstrap.servers", &settings.brokers)
@@ -125,18 +136,23 @@ impl HandlerLoop {
         let (pause_tx, pause_rx) = watch::channel(paused);
         let (replay_tx, replay_rx) = mpsc::channel(4);
         let worker = Worker {
-            name: name.to_string(),
-            consumer,
+            shared: Arc::new(Shared {
+                name: name.to_string(),
+                publisher: bus.publisher().clone(),
+                topics: bus.topics().clone(),
+                settings: settings.clone(),
+                stats: stats.clone(),
+                stop: stop.clone(),
+                stored: Mutex::new(BTreeMap::new()),
+                calls: Semaphore::new(settings.partition_concurrency.max(1)),
+                generation,
+            }),
+            consumer: Arc::new(consumer),
             versions,
             paused: pause_rx,
             paused_flag,
             replays: replay_rx,
-            publisher: bus.publisher().clone(),
-            topics: bus.topics().clone(),
-            settings: settings.clone(),
-            stats: stats.clone(),
-            stop: stop.clone(),
-            stored: BTreeMap::new(),
+            lanes: HashMap::new(),
         };
         let task = tokio::spawn(worker.run());
         Ok(Self {
@@ -182,23 +198,48 @@ impl HandlerLoop {
     }
 }
 
-struct Worker {
+/// What the lanes of one handler share.
+struct Shared {
     name: String,
-    consumer: StreamConsumer<LoopContext>,
+    publisher: Publisher,
+    topics: Arc<Topics>,
+    settings: ConsumerSettings,
+    stats: Arc<Stats>,
+    stop: CancellationToken,
+    /// The next offset to commit, per partition: what the lanes finished.
+    stored: Mutex<BTreeMap<(String, i32), i64>>,
+    /// Handler calls that may run at once, across partitions.
+    calls: Semaphore,
+    /// Bumped when what is queued in the lanes is stale (a rebalance, a
+    /// replay): the consumer fetches those events again.
+    generation: Arc<AtomicU64>,
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    consumer: Arc<StreamConsumer<LoopContext>>,
     versions: watch::Receiver<Component>,
     paused: watch::Receiver<bool>,
     /// The same, for the rebalance callback: partitions assigned while
     /// paused are paused at once.
     paused_flag: Arc<AtomicBool>,
     replays: mpsc::Receiver<Replay>,
-    publisher: Publisher,
-    topics: Arc<Topics>,
-    settings: ConsumerSettings,
-    stats: Arc<Stats>,
-    stop: CancellationToken,
-    /// The next offset to commit, per partition: what this loop has finished.
-    stored: BTreeMap<(String, i32), i64>,
+    lanes: HashMap<(String, i32), Lane>,
 }
+
+/// One partition's queue and the task that works through it.
+struct Lane {
+    queue: mpsc::UnboundedSender<(u64, OwnedMessage)>,
+    queued: Arc<AtomicUsize>,
+    /// Paused because the queue grew past [`LANE_HIGH`].
+    throttled: bool,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// A lane's queue length at which its partition is paused, and at which it
+/// is resumed again.
+const LANE_HIGH: usize = 500;
+const LANE_LOW: usize = 100;
 
 /// Whether an event was finished (and may be committed) or abandoned
 /// because the host is stopping (and will be delivered again).
@@ -213,10 +254,11 @@ impl Worker {
             self.pause_partitions(true);
         }
         let mut pause_open = true;
+        let mut relieve = tokio::time::interval(Duration::from_millis(50));
         loop {
             let received = tokio::select! {
                 biased;
-                () = self.stop.cancelled() => break,
+                () = self.shared.stop.cancelled() => break,
                 changed = self.paused.changed(), if pause_open => {
                     match changed {
                         Ok(()) => {
@@ -231,49 +273,83 @@ impl Worker {
                     let _ = reply.send(self.replay(from));
                     continue;
                 }
-                m = self.consumer.recv() => m,
-            };
-            let message = match received {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(handler = %self.name, error = %e, "consumer error");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                _ = relieve.tick() => {
+                    self.relieve();
                     continue;
                 }
+                m = self.consumer.recv() => m,
             };
-            if *self.paused.borrow() {
-                // Fetched before the pause took effect: put it back, so it
-                // is the first event after resuming.
-                let tp = (
-                    message.topic().to_string(),
-                    message.partition(),
-                    message.offset(),
-                );
-                drop(message);
-                if let Err(e) =
-                    self.consumer
-                        .seek(&tp.0, tp.1, Offset::Offset(tp.2), Duration::from_secs(5))
-                {
-                    tracing::warn!(handler = %self.name, error = %e, "cannot rewind a paused partition");
+            match received {
+                Ok(message) => {
+                    let message = message.detach();
+                    self.route(message);
                 }
-                continue;
-            }
-            let component = self.versions.borrow().clone();
-            let done = process(&self, &message, &component).await;
-            match done {
-                Done::Finished => {
-                    let key = (message.topic().to_string(), message.partition());
-                    let next = message.offset() + 1;
-                    if let Err(e) = self.consumer.store_offset_from_message(&message) {
-                        tracing::warn!(handler = %self.name, error = %e, "cannot store offset");
-                    }
-                    drop(message);
-                    self.stored.insert(key, next);
+                Err(e) => {
+                    tracing::warn!(handler = %self.shared.name, error = %e, "consumer error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Done::Abandoned => break,
             }
         }
         self.close().await;
+    }
+
+    /// Queues a message on its partition's lane (starting the lane if
+    /// needed), and pauses the partition if the lane fell far behind.
+    fn route(&mut self, message: OwnedMessage) {
+        let key = (message.topic().to_string(), message.partition());
+        let lane = match self.lanes.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let (queue, rx) = mpsc::unbounded_channel();
+                let queued = Arc::new(AtomicUsize::new(0));
+                let task = tokio::spawn(lane(
+                    self.shared.clone(),
+                    self.consumer.clone(),
+                    self.versions.clone(),
+                    self.paused.clone(),
+                    rx,
+                    queued.clone(),
+                ));
+                e.insert(Lane {
+                    queue,
+                    queued,
+                    throttled: false,
+                    task,
+                })
+            }
+        };
+        let generation = self.shared.generation.load(Ordering::Acquire);
+        let (topic, partition) = (message.topic().to_string(), message.partition());
+        lane.queued.fetch_add(1, Ordering::AcqRel);
+        if lane.queue.send((generation, message)).is_err() {
+            return;
+        }
+        if !lane.throttled && lane.queued.load(Ordering::Acquire) > LANE_HIGH {
+            lane.throttled = true;
+            if let Err(e) =
+                one_partition(&topic, partition).and_then(|tpl| self.consumer.pause(&tpl))
+            {
+                tracing::warn!(handler = %self.shared.name, error = %e, "cannot pause a busy partition");
+            }
+        }
+    }
+
+    /// Resumes the partitions whose lanes caught up.
+    fn relieve(&mut self) {
+        let user_paused = *self.paused.borrow();
+        for ((topic, partition), lane) in &mut self.lanes {
+            if lane.throttled && lane.queued.load(Ordering::Acquire) < LANE_LOW {
+                lane.throttled = false;
+                if user_paused {
+                    continue;
+                }
+                if let Err(e) =
+                    one_partition(topic, *partition).and_then(|tpl| self.consumer.resume(&tpl))
+                {
+                    tracing::warn!(handler = %self.shared.name, error = %e, "cannot resume a partition");
+                }
+            }
+        }
     }
 
     /// Seeks every assigned partition to `from` and commits the positions.
@@ -313,20 +389,28 @@ impl Worker {
                 });
             }
             if targets.count() > 0 {
+                // What the lanes hold is from before the rewind: drop it.
+                self.shared.generation.fetch_add(1, Ordering::AcqRel);
                 self.consumer.seek_partitions(targets.clone(), TIMEOUT)?;
                 self.consumer.commit(&targets, CommitMode::Sync)?;
             }
+            let mut stored = self.shared.stored.lock().unwrap_or_else(|p| p.into_inner());
             for r in &rewound {
-                self.stored.insert((r.topic.clone(), r.partition), r.offset);
+                stored.insert((r.topic.clone(), r.partition), r.offset);
             }
-            tracing::info!(handler = %self.name, ?from, ?rewound, "replaying");
+            tracing::info!(handler = %self.shared.name, ?from, ?rewound, "replaying");
             Ok(rewound)
         })
     }
 
     /// Pauses or resumes fetching on every assigned partition.
-    fn pause_partitions(&self, paused: bool) {
+    fn pause_partitions(&mut self, paused: bool) {
         self.paused_flag.store(paused, Ordering::Release);
+        if !paused {
+            for lane in self.lanes.values_mut() {
+                lane.throttled = false;
+            }
+        }
         let result = self.consumer.assignment().and_then(|assigned| {
             if paused {
                 self.consumer.pause(&assigned)
@@ -335,22 +419,33 @@ impl Worker {
             }
         });
         match result {
-            Ok(()) => tracing::info!(handler = %self.name, paused, "consumption paused or resumed"),
+            Ok(()) => {
+                tracing::info!(handler = %self.shared.name, paused, "consumption paused or resumed")
+            }
             Err(e) => {
-                tracing::warn!(handler = %self.name, paused, error = %e, "cannot pause or resume")
+                tracing::warn!(handler = %self.shared.name, paused, error = %e, "cannot pause or resume")
             }
         }
     }
 
-    /// Commits what was finished and leaves the group.
+    /// Lets each lane finish its event in flight, commits what was
+    /// finished and leaves the group.
     async fn close(self) {
         let Worker {
-            name,
+            shared,
             consumer,
-            stored,
-            stats,
+            lanes,
             ..
         } = self;
+        let tasks: Vec<_> = lanes.into_values().map(|lane| lane.task).collect();
+        for result in futures_util::future::join_all(tasks).await {
+            if let Err(e) = result {
+                tracing::error!(handler = %shared.name, error = %e, "a partition lane panicked");
+            }
+        }
+        let name = shared.name.clone();
+        let stats = shared.stats.clone();
+        let stored = std::mem::take(&mut *shared.stored.lock().unwrap_or_else(|p| p.into_inner()));
         let _ = tokio::task::spawn_blocking(move || {
             let mut offsets = TopicPartitionList::new();
             for ((topic, partition), next) in &stored {
@@ -375,7 +470,68 @@ impl Worker {
     }
 }
 
-async fn process(w: &Worker, message: &BorrowedMessage<'_>, component: &Component) -> Done {
+/// Handles one partition's events in order until the host stops. Waits
+/// while the handler is paused; skips events queued before a rebalance or a
+/// replay (they are fetched again).
+async fn lane(
+    shared: Arc<Shared>,
+    consumer: Arc<StreamConsumer<LoopContext>>,
+    versions: watch::Receiver<Component>,
+    mut paused: watch::Receiver<bool>,
+    mut queue: mpsc::UnboundedReceiver<(u64, OwnedMessage)>,
+    queued: Arc<AtomicUsize>,
+) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = shared.stop.cancelled() => return,
+            next = queue.recv() => next,
+        };
+        let Some((generation, message)) = next else {
+            return;
+        };
+        queued.fetch_sub(1, Ordering::AcqRel);
+        while *paused.borrow_and_update() {
+            tokio::select! {
+                () = shared.stop.cancelled() => return,
+                changed = paused.changed() => if changed.is_err() { return },
+            }
+        }
+        if generation != shared.generation.load(Ordering::Acquire) {
+            continue;
+        }
+        let Ok(_call) = shared.calls.acquire().await else {
+            return;
+        };
+        if shared.stop.is_cancelled() {
+            return;
+        }
+        let component = versions.borrow().clone();
+        match process(&shared, &message, &component).await {
+            Done::Finished => {
+                let (topic, partition, offset) =
+                    (message.topic(), message.partition(), message.offset());
+                if let Err(e) = consumer.store_offset(topic, partition, offset) {
+                    tracing::debug!(handler = %shared.name, error = %e, "cannot store offset (partition revoked?)");
+                }
+                shared
+                    .stored
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((topic.to_string(), partition), offset + 1);
+            }
+            Done::Abandoned => return,
+        }
+    }
+}
+
+fn one_partition(topic: &str, partition: i32) -> rdkafka::error::KafkaResult<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    Ok(tpl)
+}
+
+async fn process(w: &Shared, message: &OwnedMessage, component: &Component) -> Done {
     let event = match Event::decode(message.payload().unwrap_or_default()) {
         Ok(e) => e,
         Err(e) => {
@@ -400,7 +556,10 @@ async fn process(w: &Worker, message: &BorrowedMessage<'_>, component: &Componen
         attempt: 1,
     };
     loop {
-        let failure = match component.handle(&wit_event, &delivery).await {
+        let call = w.stats.call();
+        let result = component.handle(&wit_event, &delivery).await;
+        drop(call);
+        let failure = match result {
             Ok(outcome) => {
                 if let Done::Abandoned = publish_all(w, outcome.outbox).await {
                     return Done::Abandoned;
@@ -436,7 +595,7 @@ async fn process(w: &Worker, message: &BorrowedMessage<'_>, component: &Componen
 
 /// Whether this is a dead letter re-injected for another handler: only that
 /// handler takes it.
-fn redriven_for_another(message: &BorrowedMessage<'_>, name: &str) -> bool {
+fn redriven_for_another(message: &OwnedMessage, name: &str) -> bool {
     message.headers().is_some_and(|headers| {
         headers
             .iter()
@@ -446,7 +605,7 @@ fn redriven_for_another(message: &BorrowedMessage<'_>, name: &str) -> bool {
 
 /// Publishes what a successful invocation produced, retrying until the
 /// broker takes every event or the host stops.
-async fn publish_all(w: &Worker, mut outbox: Vec<Outgoing>) -> Done {
+async fn publish_all(w: &Shared, mut outbox: Vec<Outgoing>) -> Done {
     let mut round = 1;
     while !outbox.is_empty() {
         let topics: Vec<Topic> = outbox.iter().map(|o| o.topic.clone()).collect();
@@ -480,12 +639,7 @@ async fn publish_all(w: &Worker, mut outbox: Vec<Outgoing>) -> Done {
 
 /// Sets a message aside on its topic's dead-letter topic, unchanged, with
 /// headers saying which handler gave up on it and why.
-async fn dead_letter(
-    w: &Worker,
-    message: &BorrowedMessage<'_>,
-    error: &str,
-    attempts: u32,
-) -> Done {
+async fn dead_letter(w: &Shared, message: &OwnedMessage, error: &str, attempts: u32) -> Done {
     let Ok(topic) = Topic::parse(message.topic()) else {
         return Done::Finished;
     };
@@ -520,7 +674,7 @@ async fn dead_letter(
 }
 
 fn dead_letter_headers(
-    message: &BorrowedMessage<'_>,
+    message: &OwnedMessage,
     handler: &str,
     error: &str,
     attempts: u32,
@@ -554,7 +708,7 @@ fn dead_letter_headers(
 }
 
 /// Waits, unless the host is stopping; says whether to carry on.
-async fn pause(w: &Worker, delay: Duration) -> bool {
+async fn pause(w: &Shared, delay: Duration) -> bool {
     tokio::select! {
         () = w.stop.cancelled() => false,
         () = tokio::time::sleep(delay) => true,
@@ -573,6 +727,7 @@ struct LoopContext {
     name: String,
     stats: Arc<Stats>,
     paused: Arc<AtomicBool>,
+    generation: Arc<AtomicU64>,
 }
 
 impl ClientContext for LoopContext {}
@@ -594,6 +749,9 @@ impl ConsumerContext for LoopContext {
                 self.stats.set_assigned(true);
             }
             Rebalance::Revoke(partitions) => {
+                // What the lanes still queue is refetched after the
+                // rebalance, from the committed offsets.
+                self.generation.fetch_add(1, Ordering::AcqRel);
                 tracing::info!(handler = %self.name, partitions = partitions.count(), "partitions revoked");
             }
             Rebalance::Error(e) => {

@@ -93,6 +93,7 @@ impl Bus {
             },
             session_timeout: Duration::from_millis(config.session_timeout_ms),
             max_retry_time: Duration::from_millis(config.max_retry_time_ms),
+            partition_concurrency: config.partition_concurrency,
         };
         Ok(Self {
             topics: Arc::new(Topics {
