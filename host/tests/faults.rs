@@ -87,6 +87,39 @@ async fn misbehaving_handlers_are_contained_and_dead_lettered() {
         assert!(error.contains(expected), "{action}: {error}");
     }
 
+    // A message that is not an event envelope at all is dead-lettered at
+    // once, unchanged.
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::<str, _>::to("faults").payload("not json"),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    host.wait_for_handler("faulty", "dead-letter the malformed message", |h| {
+        h["stats"]["deadLettered"] == 6
+    })
+    .await;
+    let letters = read_until(&bootstrap, "faults.dlq", "the malformed letter", |s| {
+        s.len() >= 6
+    })
+    .await;
+    let malformed = letters
+        .iter()
+        .find(|l| l.raw == b"not json")
+        .expect("the malformed letter");
+    assert_eq!(malformed.header("dlq.attempts"), Some("0"));
+    assert!(
+        malformed
+            .header("dlq.error")
+            .unwrap()
+            .contains("not an event envelope")
+    );
+
     // The other handlers were not affected.
     let (status, _) = host
         .post(
