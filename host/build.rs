@@ -15,7 +15,7 @@ use std::{env, fs};
 #[path = "src/handler_crates.rs"]
 mod handler_crates;
 
-use handler_crates::{PROFILE, TARGET, built_component};
+use handler_crates::{TARGET, built_component};
 
 fn main() {
     println!("cargo:rerun-if-env-changed=EVENT_HOST_SKIP_HANDLER_BUILD");
@@ -46,20 +46,8 @@ fn main() {
     ensure_target();
     let target_dir = target_dir().join("handlers");
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&workspace)
-        .args([
-            "build",
-            "--profile",
-            PROFILE,
-            "--target",
-            TARGET,
-            "--target-dir",
-        ])
-        .arg(&target_dir);
-    for (name, _) in &crates {
-        cmd.args(["-p", name]);
-    }
+    let names = crates.iter().map(|(name, _)| name.as_str());
+    let mut cmd = handler_crates::cargo_build(&cargo, &workspace, &target_dir, names);
     clean_env(&mut cmd);
     let output = cmd
         .output()

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use notify::RecursiveMode;
 use tokio::sync::mpsc;
 
-use crate::handler_crates::{self, PROFILE, TARGET};
+use crate::handler_crates;
 use crate::supervisor::write_atomically;
 use crate::watcher::{self, FolderWatch};
 
@@ -133,22 +133,15 @@ fn what_to_rebuild(crates_dir: &Path, path: &Path) -> Option<Rebuild> {
 async fn build(workspace: &Path, target_dir: &Path, handlers_dir: &Path, name: &str) {
     tracing::info!(handler = name, "dev mode: building");
     let started = std::time::Instant::now();
-    let output =
-        tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(workspace)
-            .args([
-                "build",
-                "--profile",
-                PROFILE,
-                "--target",
-                TARGET,
-                "-p",
-                name,
-                "--target-dir",
-            ])
-            .arg(target_dir)
-            .output()
-            .await;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = tokio::process::Command::from(handler_crates::cargo_build(
+        &cargo,
+        workspace,
+        target_dir,
+        [name],
+    ))
+    .output()
+    .await;
     let output = match output {
         Ok(o) => o,
         Err(e) => {

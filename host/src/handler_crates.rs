@@ -3,6 +3,7 @@
 //! `--dev` loop (which rebuilds the one that changed).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// The target handler components are built for.
 pub const TARGET: &str = "wasm32-wasip2";
@@ -50,4 +51,30 @@ pub fn built_component(target_dir: &Path, name: &str) -> PathBuf {
         .join(TARGET)
         .join(PROFILE)
         .join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// `cargo build` of the handler crates `names` into `target_dir`, run from
+/// `workspace`. `cargo` is the cargo to run (the `CARGO` cargo sets, where
+/// there is one).
+pub fn cargo_build<'a>(
+    cargo: &str,
+    workspace: &Path,
+    target_dir: &Path,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Command {
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace)
+        .args([
+            "build",
+            "--profile",
+            PROFILE,
+            "--target",
+            TARGET,
+            "--target-dir",
+        ])
+        .arg(target_dir);
+    for name in names {
+        cmd.args(["-p", name]);
+    }
+    cmd
 }

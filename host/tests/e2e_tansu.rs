@@ -65,13 +65,7 @@ async fn handled_events_are_committed_and_not_handled_again_after_a_restart() {
     let dir = temp_handlers_dir("tansu-restart");
     install_demo_handlers(&dir, &DEMO);
     let host = TestHost::start(config(&dir, Some(&broker.bootstrap))).await;
-    let (status, _) = host
-        .post(
-            "/users",
-            &json!({"name": "Cy", "email": "cy@example.com", "age": 9}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    host.register("Cy").await;
     host.wait_for_handler("notification-analytics", "handle the welcome", |h| {
         h["stats"]["handled"] == 1
     })
@@ -81,13 +75,7 @@ async fn handled_events_are_committed_and_not_handled_again_after_a_restart() {
     // A new host joins the same groups: it resumes after the committed
     // offsets, so it handles only the new registration.
     let host = TestHost::start(config(&dir, Some(&broker.bootstrap))).await;
-    let (status, _) = host
-        .post(
-            "/users",
-            &json!({"name": "Di", "email": "di@example.com", "age": 9}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    host.register("Di").await;
     host.wait_for_handler("notification-analytics", "handle the second welcome", |h| {
         h["stats"]["handled"] == 1
     })

@@ -169,13 +169,7 @@ async fn a_host_started_before_its_broker_waits_for_it() {
 
     let _broker = Tansu::start_with(port, "memory://tansu/", None).expect("tansu");
     host.wait_ready().await;
-    let (status, _) = host
-        .post(
-            "/users",
-            &json!({"name": "B", "email": "b@example.com", "age": 1}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    host.register("B").await;
     host.wait_for_handler("notification-analytics", "handle the welcome", |h| {
         h["stats"]["handled"] == 1
     })

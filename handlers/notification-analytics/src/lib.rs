@@ -39,13 +39,11 @@ mod tests {
 
     #[test]
     fn the_analytics_line_names_type_and_user() {
-        let e = Event {
-            id: "e1".into(),
-            event_type: "NOTIFICATION_SENT".into(),
-            timestamp: "2026-11-26T19:00:00.000Z".into(),
-            user_id: Some("u1".into()),
-            data: r#"{"id":"n1","userId":"u1","message":"hi","type":"welcome"}"#.into(),
-        };
+        let e = Event::sample(
+            "NOTIFICATION_SENT",
+            Some("u1"),
+            r#"{"id":"n1","userId":"u1","message":"hi","type":"welcome"}"#,
+        );
         assert_eq!(
             analytics_line(&e).unwrap(),
             "Analytics: Notification sent - Type: welcome, User: u1"

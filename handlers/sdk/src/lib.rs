@@ -64,6 +64,18 @@ impl Description {
 }
 
 impl Event {
+    /// An event as the host would pass it, for testing a handler's rule
+    /// natively (`cargo test -p my-handler`): a fixed id and timestamp.
+    pub fn sample(event_type: &str, user_id: Option<&str>, data: &str) -> Self {
+        Self {
+            id: "00000000-0000-4000-8000-000000000000".into(),
+            event_type: event_type.into(),
+            timestamp: "2026-01-01T00:00:00.000Z".into(),
+            user_id: user_id.map(str::to_string),
+            data: data.into(),
+        }
+    }
+
     /// Parses the event's `data` into `T`. Data that does not fit is a fatal
     /// error: retrying the same bytes cannot help.
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, HandlerError> {

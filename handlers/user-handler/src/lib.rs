@@ -52,13 +52,7 @@ mod tests {
     use super::*;
 
     fn event(event_type: &str, data: &str) -> Event {
-        Event {
-            id: "e1".into(),
-            event_type: event_type.into(),
-            timestamp: "2026-11-26T19:00:00.000Z".into(),
-            user_id: Some("u1".into()),
-            data: data.into(),
-        }
+        Event::sample(event_type, Some("u1"), data)
     }
 
     #[test]

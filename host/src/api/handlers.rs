@@ -155,15 +155,7 @@ pub async fn pause(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<HandlerView>, ApiError> {
-    app.admin().check(&headers)?;
-    match app
-        .changes()
-        .apply(Change::Pause { name: name.clone() })
-        .await?
-    {
-        Outcome::Paused => view(&app, &name).map(Json),
-        _ => Err(not_found(&name)),
-    }
+    set_paused(&app, &name, &headers, true).await
 }
 
 /// `POST /handlers/:name/resume`.
@@ -172,13 +164,23 @@ pub async fn resume(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<HandlerView>, ApiError> {
-    app.admin().check(&headers)?;
-    match app
-        .changes()
-        .apply(Change::Resume { name: name.clone() })
-        .await?
-    {
-        Outcome::Resumed => view(&app, &name).map(Json),
+    set_paused(&app, &name, &headers, false).await
+}
+
+async fn set_paused(
+    app: &AppState,
+    name: &str,
+    headers: &HeaderMap,
+    paused: bool,
+) -> Result<Json<HandlerView>, ApiError> {
+    app.admin().check(headers)?;
+    let name = name.to_string();
+    let change = match paused {
+        true => Change::Pause { name: name.clone() },
+        false => Change::Resume { name: name.clone() },
+    };
+    match app.changes().apply(change).await? {
+        Outcome::Paused | Outcome::Resumed => view(app, &name).map(Json),
         _ => Err(not_found(&name)),
     }
 }

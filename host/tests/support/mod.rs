@@ -190,6 +190,15 @@ impl TestHost {
         self.send_json(reqwest::Method::PUT, path, body).await
     }
 
+    /// Registers a user through the API (`POST /users`) and returns it.
+    pub async fn register(&self, name: &str) -> Value {
+        let email = format!("{}@example.com", name.to_lowercase());
+        let body = serde_json::json!({"name": name, "email": email, "age": 30});
+        let (status, user) = self.post("/users", &body).await;
+        assert_eq!(status, 200, "{user}");
+        user
+    }
+
     /// The bootstrap servers the host uses (the embedded broker's, or the
     /// cluster's), from `/health`.
     pub async fn bootstrap(&self) -> String {
