@@ -265,6 +265,40 @@ impl Component {
     }
 }
 
+/// One instance kept across events, with no isolation between them. The
+/// host never uses it: it exists to measure what a fresh instance per event
+/// costs (see `benches/dispatch.rs`).
+#[doc(hidden)]
+pub struct ReusedInstance {
+    store: Store<HostState>,
+    handler: bindings::Handler,
+}
+
+impl Component {
+    #[doc(hidden)]
+    pub async fn instantiate_for_reuse(&self) -> anyhow::Result<ReusedInstance> {
+        let limits = Limits {
+            timeout: Duration::from_secs(24 * 3600),
+            ..self.0.limits
+        };
+        let mut store = new_store(self.0.pre.engine(), limits);
+        let handler = self.0.pre.instantiate_async(&mut store).await?;
+        Ok(ReusedInstance { store, handler })
+    }
+}
+
+impl ReusedInstance {
+    #[doc(hidden)]
+    pub async fn handle(&mut self, event: &WitEvent, delivery: &Delivery) -> anyhow::Result<()> {
+        let result = self
+            .handler
+            .call_handle(&mut self.store, event, delivery)
+            .await?;
+        self.store.data_mut().outbox.clear();
+        result.map_err(|e| anyhow::anyhow!("{e:?}"))
+    }
+}
+
 /// Converts a decoded envelope into the WIT record handed to the guest.
 pub fn wit_event(event: &Event) -> WitEvent {
     WitEvent {

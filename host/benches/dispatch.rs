@@ -1,0 +1,120 @@
+//! Dispatch cost: the demo's user-handler rule as a native Rust call, as a
+//! WASM component in a fresh instance per event (what the host does), and
+//! in one reused instance (no isolation; for comparison only).
+//!
+//! `cargo bench -p event-host --bench dispatch`. Figures go in BENCHMARKS.md.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use event_host::runtime::{Delivery, Limits, Runtime, WitEvent};
+use serde::{Deserialize, Serialize};
+
+const USER: &str = r#"{"id":"5803b5ec-d86c-4278-a146-a0d7ec0f7336","name":"John Doe","email":"john@example.com","age":30,"createdAt":"2026-11-26T20:08:07.456Z"}"#;
+
+fn event() -> WitEvent {
+    WitEvent {
+        id: "4a81b4a2-2aaf-4e93-bdd1-3a012188ba1b".into(),
+        event_type: "USER_REGISTERED".into(),
+        timestamp: "2026-11-26T20:08:07.456Z".into(),
+        user_id: Some("5803b5ec-d86c-4278-a146-a0d7ec0f7336".into()),
+        data: USER.into(),
+    }
+}
+
+fn delivery() -> Delivery {
+    Delivery {
+        topic: "user-events".into(),
+        partition: 0,
+        offset: 42,
+        key: None,
+        attempt: 1,
+    }
+}
+
+/// The same rule in plain Rust: parse the user, write the welcome, encode
+/// the notification.
+fn native(event: &WitEvent) -> String {
+    #[derive(Deserialize)]
+    struct User {
+        name: String,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Notification<'a> {
+        id: String,
+        user_id: Option<&'a str>,
+        message: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        sent_at: String,
+    }
+    let user: User = serde_json::from_str(&event.data).expect("valid data");
+    let message = format!(
+        "Welcome {}! Your account has been created successfully.",
+        user.name
+    );
+    let notification = Notification {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: event.user_id.as_deref(),
+        message: &message,
+        kind: "welcome",
+        sent_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+    };
+    serde_json::to_string(&notification).expect("encodes")
+}
+
+fn dispatch(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let runtime = Runtime::new(
+        Limits {
+            timeout: Duration::from_secs(5),
+            memory_bytes: 64 << 20,
+        },
+        None,
+    )
+    .expect("runtime");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../handlers/user-handler.wasm");
+    let bytes = std::fs::read(&file).expect("build the handlers first: cargo build");
+    let component = rt
+        .block_on(runtime.load("user-handler", bytes))
+        .expect("loads");
+    let (event, delivery) = (event(), delivery());
+    println!("allocator: {:?}", runtime.allocator());
+
+    let mut group = c.benchmark_group("dispatch");
+    group.bench_function("native call", |b| b.iter(|| native(&event)));
+    group.bench_function("wasm, fresh instance per event", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    component.handle(&event, &delivery).await.expect("handled");
+                }
+                started.elapsed()
+            })
+        })
+    });
+    let mut reused = rt
+        .block_on(component.instantiate_for_reuse())
+        .expect("instance");
+    group.bench_function("wasm, one reused instance", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    reused.handle(&event, &delivery).await.expect("handled");
+                }
+                started.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, dispatch);
+criterion_main!(benches);
