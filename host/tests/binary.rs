@@ -16,6 +16,17 @@ fn run_and_stop(signal: &str) {
     let health = reqwest::blocking::get(format!("http://{}/health", host.addr)).unwrap();
     assert_eq!(health.status(), 200);
 
+    // What handlers print lands in the host's log, tagged with the handler.
+    let r = reqwest::blocking::Client::new()
+        .post(format!("http://{}/users", host.addr))
+        .json(&serde_json::json!({"name": "Ada", "email": "ada@example.com", "age": 36}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let line = host.wait_for("Analytics: Notification sent - Type: welcome");
+    assert!(line.contains("handler=notification-analytics"), "{line}");
+    assert!(line.contains("event_id="), "{line}");
+
     host.signal(signal);
     host.wait_for("consumer group left");
     host.wait_for("stopped");
