@@ -34,6 +34,8 @@ use crate::event::{Event, Topic};
 /// How often the epoch ticks: the granularity of deadlines, and how often a
 /// long-running handler yields to other tasks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Bytes of each pooled memory and table kept resident between instances.
+const KEEP_RESIDENT: usize = 1 << 20;
 /// Instances that may run at once with the pooling allocator.
 const POOL_INSTANCES: u32 = 128;
 
@@ -177,7 +179,14 @@ fn engine_config(pool_for: Option<Limits>, cache: Option<wasmtime::Cache>) -> Co
             .total_memories(POOL_INSTANCES * 2)
             .total_tables(POOL_INSTANCES * 4)
             .total_stacks(POOL_INSTANCES)
-            .max_memory_size(limits.memory_bytes);
+            .max_memory_size(limits.memory_bytes)
+            // Reset the pages a used instance touched with memset instead
+            // of returning them to the kernel, so the next instance does not
+            // page-fault them back in; where the kernel can tell which pages
+            // were touched (PAGEMAP_SCAN, Linux 6.7+), only those.
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
