@@ -21,18 +21,6 @@ async fn fault_host(test: &str) -> TestHost {
     TestHost::start(c).await
 }
 
-async fn send(host: &TestHost, action: &str, extra: serde_json::Value) -> String {
-    let mut data = json!({"action": action});
-    data.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    let (status, event) = host
-        .post("/events/faults", &json!({"type": "FAULT", "data": data}))
-        .await;
-    assert_eq!(status, 201, "{event}");
-    event["id"].as_str().unwrap().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn misbehaving_handlers_are_contained_and_dead_lettered() {
     let host = fault_host("contained").await;
@@ -44,8 +32,8 @@ async fn misbehaving_handlers_are_contained_and_dead_lettered() {
     let bad = ["trap", "loop", "alloc", "fail", "fatal"];
     let mut ids = Vec::new();
     for action in bad {
-        ids.push((action, send(&host, action, json!({})).await));
-        send(&host, "ok", json!({})).await;
+        ids.push((action, host.fault(action, None, json!({})).await));
+        host.fault("ok", None, json!({})).await;
     }
     let h = host
         .wait_for_handler("faulty", "dead-letter 5 and handle 5", |h| {
@@ -132,7 +120,7 @@ async fn misbehaving_handlers_are_contained_and_dead_lettered() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_handler_that_fails_a_few_times_succeeds_on_retry() {
     let host = fault_host("retry").await;
-    send(&host, "fail-first", json!({"attempts": 3})).await;
+    host.fault("fail-first", None, json!({"attempts": 3})).await;
     let h = host
         .wait_for_handler("faulty", "handle on the third attempt", |h| {
             h["stats"]["handled"] == 1
@@ -147,7 +135,7 @@ async fn a_handler_that_fails_a_few_times_succeeds_on_retry() {
 async fn a_failed_attempt_publishes_nothing() {
     let host = fault_host("publish").await;
     let bootstrap = host.bootstrap().await;
-    send(&host, "publish-then-fail", json!({})).await;
+    host.fault("publish-then-fail", None, json!({})).await;
     host.wait_for_handler("faulty", "dead-letter the event", |h| {
         h["stats"]["deadLettered"] == 1
     })
@@ -199,7 +187,7 @@ async fn redrive(brokers: Option<&str>) {
     let host = TestHost::start(config(&dir, brokers)).await;
 
     // Both handlers of `faults` give up on a fatal event: two letters.
-    send(&host, "fatal", json!({})).await;
+    host.fault("fatal", None, json!({})).await;
     for name in ["faulty", "other"] {
         host.wait_for_handler(name, "dead-letter the event", |h| {
             h["stats"]["deadLettered"] == 1
@@ -252,7 +240,7 @@ async fn replay(brokers: Option<&str>) {
     std::fs::copy(test_component("fault-handler"), dir.join("faulty.wasm")).unwrap();
     let host = TestHost::start(config(&dir, brokers)).await;
     for _ in 0..3 {
-        send(&host, "ok", json!({})).await;
+        host.fault("ok", None, json!({})).await;
     }
     host.wait_for_handler("faulty", "handle 3", |h| h["stats"]["handled"] == 3)
         .await;
@@ -301,8 +289,8 @@ async fn an_event_is_not_retried_past_the_retry_time_limit() {
     c.max_retry_time_ms = 50;
     let host = TestHost::start(c).await;
     let bootstrap = host.bootstrap().await;
-    send(&host, "fail", json!({})).await;
-    send(&host, "ok", json!({})).await;
+    host.fault("fail", None, json!({})).await;
+    host.fault("ok", None, json!({})).await;
     host.wait_for_handler("faulty", "give up early, then handle the next", |h| {
         h["stats"]["deadLettered"] == 1 && h["stats"]["handled"] == 1
     })
@@ -325,21 +313,15 @@ async fn a_stuck_partition_does_not_hold_up_the_others() {
     c.handler_timeout_ms = 3_000;
     let host = TestHost::start(c).await;
     // One event that runs until its deadline, on one user's partition ...
-    let (status, _) = host
-        .post(
-            "/events/faults",
-            &json!({"type": "T", "userId": "stuck", "data": {"action": "loop"}}),
-        )
-        .await;
-    assert_eq!(status, 201);
+    host.fault("loop", Some("stuck"), json!({})).await;
     host.wait_for_handler("faulty", "start the stuck event", |h| {
         h["stats"]["inFlight"] == 1
     })
     .await;
     // ... and events of other users, some on other partitions.
     for i in 0..9 {
-        let body = json!({"type": "T", "userId": format!("user-{i}"), "data": {"action": "ok"}});
-        assert_eq!(host.post("/events/faults", &body).await.0, 201);
+        host.fault("ok", Some(&format!("user-{i}")), json!({}))
+            .await;
     }
     // They are handled while the stuck one is still on its first attempt.
     let h = host

@@ -95,13 +95,7 @@ async fn invalid_files_are_rejected_and_the_running_version_keeps_serving() {
         );
         assert_eq!(h["status"], "running", "{what}");
         // ... and keeps handling events.
-        let (status, _) = host
-            .post(
-                "/events/faults",
-                &json!({"type": "T", "data": {"action": "ok"}}),
-            )
-            .await;
-        assert_eq!(status, 201);
+        host.fault("ok", None, json!({})).await;
         host.wait_for_handler("faulty", &format!("handle an event after {what}"), |h| {
             h["stats"]["handled"] == handled as u64 + 1
         })
@@ -259,13 +253,7 @@ async fn handlers_are_managed_over_http_with_the_admin_token() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "paused");
     for _ in 0..3 {
-        let (status, _) = host
-            .post(
-                "/events/faults",
-                &json!({"type": "T", "data": {"action": "ok"}}),
-            )
-            .await;
-        assert_eq!(status, 201);
+        host.fault("ok", None, json!({})).await;
     }
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(

@@ -52,7 +52,7 @@ async fn a_host_killed_mid_stream_loses_no_event() {
             "echo",
         )
     });
-    // Kill it once it has handled some of the stream, not all.
+    // Kill it half-way through the stream.
     let started = std::time::Instant::now();
     loop {
         let h: serde_json::Value = reqwest::get(format!("http://{}/handlers/echo", host.addr))

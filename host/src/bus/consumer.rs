@@ -78,7 +78,6 @@ type Replay = (ReplayFrom, oneshot::Sender<anyhow::Result<Vec<Rewound>>>);
 
 /// The running loop of one handler.
 pub struct HandlerLoop {
-    stats: Arc<Stats>,
     paused: watch::Sender<bool>,
     replays: mpsc::Sender<Replay>,
     stop: CancellationToken,
@@ -156,16 +155,11 @@ impl HandlerLoop {
         };
         let task = tokio::spawn(worker.run());
         Ok(Self {
-            stats,
             paused: pause_tx,
             replays: replay_tx,
             stop,
             task,
         })
-    }
-
-    pub fn stats(&self) -> &Arc<Stats> {
-        &self.stats
     }
 
     /// Pauses or resumes consuming. A paused handler stays in its group

@@ -47,7 +47,8 @@ pub struct Bus {
 /// by the API and the consume loops, which publish what handlers publish.
 pub struct Topics {
     admin: TopicAdmin,
-    /// Topics known to exist, so each is created once.
+    /// Topics created (or found) together with their dead-letter topics,
+    /// so each is created once.
     known: Mutex<BTreeSet<Topic>>,
     partitions: i32,
     bootstrap: String,
@@ -139,19 +140,23 @@ impl Topics {
     /// Creates the topics that do not exist yet, each with its dead-letter
     /// topic. Creating an existing topic is not an error.
     pub async fn ensure(&self, topics: &[Topic]) -> anyhow::Result<()> {
-        let wanted: Vec<Topic> = {
+        // Every API publish passes here: when all were ensured before, return
+        // without allocating.
+        let missing: BTreeSet<Topic> = {
             let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
             topics
                 .iter()
-                .flat_map(|t| [t.clone(), t.dead_letters()])
-                .filter(|t| !known.contains(t))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
+                .filter(|t| !known.contains(*t))
+                .cloned()
                 .collect()
         };
-        if wanted.is_empty() {
+        if missing.is_empty() {
             return Ok(());
         }
+        let wanted: Vec<Topic> = missing
+            .iter()
+            .flat_map(|t| [t.clone(), t.dead_letters()])
+            .collect();
         match &self.admin {
             TopicAdmin::Embedded(broker) => {
                 for t in &wanted {
@@ -188,7 +193,7 @@ impl Topics {
         self.known
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend(wanted);
+            .extend(missing);
         Ok(())
     }
 }

@@ -223,10 +223,6 @@ pub struct Outcome {
 }
 
 impl Component {
-    pub fn name(&self) -> &str {
-        &self.0.name
-    }
-
     /// A hash of the component's bytes, naming this version.
     pub fn digest(&self) -> &str {
         &self.0.digest

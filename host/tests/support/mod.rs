@@ -199,6 +199,19 @@ impl TestHost {
         user
     }
 
+    /// Publishes an event to `faults` for the fault-handler test component,
+    /// with data `{"action": action, ..extra}`, and returns its id.
+    pub async fn fault(&self, action: &str, user_id: Option<&str>, extra: Value) -> String {
+        let mut data = serde_json::json!({"action": action});
+        if let (Some(data), Some(extra)) = (data.as_object_mut(), extra.as_object()) {
+            data.extend(extra.clone());
+        }
+        let body = serde_json::json!({"type": "FAULT", "userId": user_id, "data": data});
+        let (status, event) = self.post("/events/faults", &body).await;
+        assert_eq!(status, 201, "{event}");
+        event["id"].as_str().unwrap().to_string()
+    }
+
     /// The bootstrap servers the host uses (the embedded broker's, or the
     /// cluster's), from `/health`.
     pub async fn bootstrap(&self) -> String {
