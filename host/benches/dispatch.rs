@@ -2,7 +2,14 @@
 //! WASM component in a fresh instance per event (what the host does), and
 //! in one reused instance (no isolation; for comparison only).
 //!
+//! A fourth case runs a handler that does nearly nothing (the fault-handler
+//! test component told `ok`), in a fresh instance: the fixed cost of an
+//! instance, apart from what the handler does.
+//!
 //! `cargo bench -p event-host --bench dispatch`. Figures go in BENCHMARKS.md.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -85,6 +92,13 @@ fn dispatch(c: &mut Criterion) {
         .expect("loads");
     let (event, delivery) = (event(), delivery());
     println!("allocator: {:?}", runtime.allocator());
+    let noop = std::fs::read(support::test_component("fault-handler")).expect("built");
+    let noop = rt.block_on(runtime.load("noop", noop)).expect("loads");
+    let noop_event = WitEvent {
+        event_type: "FAULT".into(),
+        data: r#"{"action":"ok"}"#.into(),
+        ..event.clone()
+    };
 
     let mut group = c.benchmark_group("dispatch");
     group.bench_function("native call", |b| b.iter(|| native(&event)));
@@ -94,6 +108,17 @@ fn dispatch(c: &mut Criterion) {
                 let started = Instant::now();
                 for _ in 0..iters {
                     component.handle(&event, &delivery).await.expect("handled");
+                }
+                started.elapsed()
+            })
+        })
+    });
+    group.bench_function("wasm, fresh instance per event, empty handler", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    noop.handle(&noop_event, &delivery).await.expect("handled");
                 }
                 started.elapsed()
             })
