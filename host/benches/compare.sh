@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# event-host against the original Node.js demo under the same open-loop load
+# (performance issue, item 3: "the demo chain under load"). One command:
+#
+#   host/benches/compare.sh
+#   RATES=250,500,1000 DURATION=20s host/benches/compare.sh
+#
+# For each server and each rate: a fresh tansu broker (memory engine), a
+# fresh server, then host/examples/loadgen.rs at that rate (POST /users at a
+# fixed rate, latency from the scheduled send time; the welcome
+# notifications are read from notification-events to time the
+# registration -> welcome chain). Fresh, because tansu 0.6's memory engine
+# lists every stored batch of a partition on each fetch that returns data:
+# on a broker that already holds the earlier rates' events every fetch is
+# slower, and a step would measure its predecessors. The tables at the end
+# merge the rates of each server.
+#
+# The demo connects to localhost:9092 (hard-coded), so its broker takes port
+# 9092, which must be free.
+#
+# Settings (environment):
+#   RATES        requests per second, one run each (500,1000,2000,4000)
+#   DURATION     length of each run (10s)
+#   DRAIN        wait for outstanding chains after a run (15s: the demo's
+#                kafkajs consumer gets one fetch answer per ~2.5 s from tansu)
+#   ONLY         host or demo: one side only
+#   HOST_ENV     more settings for event-host, e.g. "TOPIC_PARTITIONS=12 PARTITION_CONCURRENCY=12"
+#   LOADGEN_ARGS more loadgen flags (see `loadgen --help`)
+#   DEMO_SRC     the demo's folder (../shared/demo)
+#   OUT          where reports and logs go (a new /tmp folder)
+#
+# Broker, server and load generator share this machine's cores; the report
+# says how busy each was, and how busy everything else on the machine was.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+RATES=${RATES:-500,1000,2000,4000}
+DURATION=${DURATION:-10s}
+DRAIN=${DRAIN:-15s}
+ONLY=${ONLY:-}
+HOST_ENV=${HOST_ENV:-}
+LOADGEN_ARGS=${LOADGEN_ARGS:-}
+DEMO_SRC=${DEMO_SRC:-$ROOT/../shared/demo}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+OUT=${OUT:-$(mktemp -d /tmp/event-host-compare.XXXXXX)}
+mkdir -p "$OUT"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+PIDS=()
+DEMO_DIR=
+stop_all() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2> /dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        # Up to 10 s to shut down cleanly, then killed.
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2> /dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2> /dev/null || true
+        wait "$pid" 2> /dev/null || true
+    done
+    PIDS=()
+}
+cleanup() {
+    stop_all
+    if [[ -n $DEMO_DIR ]]; then rm -rf "$DEMO_DIR"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { echo "==> $*" >&2; }
+
+port_in_use() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null; }
+
+# Below the kernel's ephemeral range (32768+ here): a port a load generator
+# just used for thousands of connections is not picked.
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 12000))
+        port_in_use "$p" || { echo "$p"; return; }
+    done
+}
+
+wait_for() { # what seconds command...
+    local what=$1 seconds=$2
+    shift 2
+    for _ in $(seq $((seconds * 10))); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    echo "$what did not come up in ${seconds}s; logs in $OUT" >&2
+    exit 1
+}
+
+healthy() { curl -sf --max-time 2 -o /dev/null "$1/health"; }
+
+start_tansu() { # port log
+    tansu broker --listener-url "tcp://127.0.0.1:$1" --advertised-listener-url "tcp://127.0.0.1:$1" \
+        --storage-engine memory://tansu/ > "$2" 2>&1 &
+    BROKER_PID=$!
+    PIDS+=("$BROKER_PID")
+    wait_for "tansu on port $1" 30 port_in_use "$1"
+}
+
+# Each start_* sets URL, BROKERS, SERVER_PID and BROKER_PID.
+start_host() { # log-suffix
+    local kafka_port http_port
+    kafka_port=$(free_port)
+    start_tansu "$kafka_port" "$OUT/tansu-host-$1.log"
+    http_port=$(free_port)
+    # Without RUST_BACKTRACE: with it wasmtime captures a backtrace per event (BENCHMARKS.md).
+    # shellcheck disable=SC2086 # HOST_ENV is a list of NAME=VALUE
+    (cd "$ROOT" && exec env -u RUST_BACKTRACE KAFKA_BROKERS="127.0.0.1:$kafka_port" PORT="$http_port" \
+        HANDLERS_DIR="$ROOT/handlers" $HOST_ENV "$BIN/event-host" > "$OUT/event-host-$1.log" 2>&1) &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    URL=http://127.0.0.1:$http_port
+    BROKERS=127.0.0.1:$kafka_port
+    wait_for "event-host" 60 healthy "$URL"
+}
+
+start_demo() { # log-suffix
+    local http_port
+    start_tansu 9092 "$OUT/tansu-demo-$1.log"
+    http_port=$(free_port)
+    (cd "$DEMO_DIR" && PORT=$http_port exec node server.js > "$OUT/demo-$1.log" 2>&1) &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    URL=http://127.0.0.1:$http_port
+    BROKERS=127.0.0.1:9092
+    wait_for "the demo" 60 healthy "$URL"
+}
+
+# Machine busy % over 3 s, before anything of ours runs.
+machine_busy() {
+    local a b
+    read -ra a < <(head -1 /proc/stat)
+    sleep 3
+    read -ra b < <(head -1 /proc/stat)
+    local total=0 idle i
+    for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+    idle=$((b[4] - a[4] + b[5] - a[5]))
+    echo $(((total - idle) * 100 / (total > 0 ? total : 1)))
+}
+
+# Runs every rate against one side, each on fresh processes, then merges.
+run_side() { # side label
+    local side=$1 label=$2 rate
+    local jsons=()
+    for rate in ${RATES//,/ }; do
+        "start_$side" "$rate"
+        say "$label at $rate/s ($URL, pid $SERVER_PID; broker $BROKERS, pid $BROKER_PID)"
+        # shellcheck disable=SC2086 # LOADGEN_ARGS is a list of flags
+        "$BIN/loadgen" --url "$URL" --brokers "$BROKERS" --label "$label" --rates "$rate" \
+            --duration "$DURATION" --drain "$DRAIN" \
+            --watch "server=$SERVER_PID" --watch "broker=$BROKER_PID" \
+            --json "$OUT/$label-$rate.json" $LOADGEN_ARGS \
+            > "$OUT/$label-$rate.md" 2> >(tee -a "$OUT/$label.progress" >&2)
+        jsons+=("$OUT/$label-$rate.json")
+        stop_all
+    done
+    "$BIN/loadgen" --merge "${jsons[@]}" > "$OUT/$label.md"
+}
+
+say "building event-host and the load generator (release)"
+(cd "$ROOT" && cargo build --release -p event-host --bin event-host --example loadgen)
+# The binaries under test, copied: a rebuild meanwhile cannot swap them.
+BIN=$OUT/bin
+mkdir -p "$BIN"
+cp "$TARGET/release/event-host" "$TARGET/release/examples/loadgen" "$BIN/"
+
+busy=$(machine_busy)
+say "machine busy before the runs: $busy %"
+if ((busy > 15)); then
+    echo "warning: something else is using the machine ($busy % busy): figures will be off" >&2
+fi
+
+if [[ $ONLY != demo ]]; then
+    run_side host event-host
+fi
+
+if [[ $ONLY != host ]]; then
+    if port_in_use 9092; then
+        echo "port 9092 is in use: the demo needs it for its broker (it hard-codes localhost:9092)" >&2
+        exit 1
+    fi
+    say "demo: installing its dependencies"
+    DEMO_DIR=$(mktemp -d /tmp/event-host-demo.XXXXXX)
+    cp "$DEMO_SRC/server.js" "$DEMO_SRC/package.json" "$DEMO_DIR/"
+    chmod u+w "$DEMO_DIR"/*
+    (cd "$DEMO_DIR" && npm install --omit=dev --no-audit --no-fund --loglevel=error > "$OUT/npm.log" 2>&1)
+    DEMO_VERSIONS="node $(node --version), kafkajs $(node -p "require('$DEMO_DIR/node_modules/kafkajs/package.json').version"), express $(node -p "require('$DEMO_DIR/node_modules/express/package.json').version")"
+    run_side demo node-demo
+fi
+
+tree="$(git -C "$ROOT" rev-parse --short HEAD)"
+if ! git -C "$ROOT" diff --quiet HEAD -- Cargo.toml Cargo.lock host/src host/build.rs handlers wit 2> /dev/null; then
+    tree="$tree + uncommitted changes ($(git -C "$ROOT" diff --stat HEAD -- Cargo.toml Cargo.lock host/src host/build.rs handlers wit | tail -1 | sed 's/^ *//'))"
+fi
+echo
+echo "## event-host vs the original demo, open loop ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+echo
+echo "- machine: $(nproc) vCPU ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), $(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r); $busy % busy before the runs"
+echo "- broker, server and load generator all share these $(nproc) vCPUs; every rate runs on a fresh tansu (memory engine) and a fresh server"
+echo "- versions: $(rustc --version | cut -d' ' -f1-2), $(tansu --version 2> /dev/null || echo 'tansu ?')${DEMO_VERSIONS:+, $DEMO_VERSIONS}"
+echo "- event-host: $tree${HOST_ENV:+, with $HOST_ENV}"
+echo "- rates $RATES, $DURATION each; reports, JSON and logs in $OUT"
+for label in event-host node-demo; do
+    if [[ -f $OUT/$label.md ]]; then cat "$OUT/$label.md"; fi
+done
