@@ -45,6 +45,21 @@ pub struct Config {
     #[arg(long, env = "SESSION_TIMEOUT_MS", default_value_t = 10_000)]
     pub session_timeout_ms: u64,
 
+    /// Longest the broker holds a consumer's fetch when it has no new
+    /// events. Kafka answers as soon as there is data, so this only bounds
+    /// idle polling there; brokers that hold every fetch for the whole wait
+    /// (tansu 0.6) add it to each hop's latency. Lower: less latency, more
+    /// fetch requests.
+    #[arg(long, env = "FETCH_WAIT_MS", default_value_t = 50)]
+    pub fetch_wait_ms: u64,
+
+    /// How long the producer waits to batch events before sending. 0
+    /// favours latency (an API call waits for its event to be stored; under
+    /// load, events still batch while earlier requests are in flight);
+    /// 5–20 ms makes bigger batches, fewer broker requests.
+    #[arg(long, env = "LINGER_MS", default_value_t = 0)]
+    pub linger_ms: u64,
+
     /// Attempts per event before it is dead-lettered (retryable errors and traps).
     #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,

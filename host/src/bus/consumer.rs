@@ -53,6 +53,8 @@ pub struct ConsumerSettings {
     /// partitions).
     pub partition_concurrency: usize,
     pub session_timeout: Duration,
+    /// `fetch.wait.max.ms`: see `Config::fetch_wait_ms`.
+    pub fetch_wait: Duration,
 }
 
 /// Where a replay starts, on every partition this instance consumes.
@@ -124,8 +126,10 @@ impl HandlerLoop {
                 "session.timeout.ms",
                 settings.session_timeout.as_millis().to_string(),
             )
-            // Favour latency: hand over fetched events after at most 50 ms.
-            .set("fetch.wait.max.ms", "50")
+            .set(
+                "fetch.wait.max.ms",
+                settings.fetch_wait.as_millis().to_string(),
+            )
             .create_with_context(context)?;
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topic_refs)?;

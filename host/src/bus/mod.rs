@@ -84,7 +84,11 @@ impl Bus {
                 (info, TopicAdmin::Embedded(broker))
             }
         };
-        let publisher = Publisher::new(&info.bootstrap_servers, config.publish_timeout())?;
+        let publisher = Publisher::new(
+            &info.bootstrap_servers,
+            config.publish_timeout(),
+            Duration::from_millis(config.linger_ms),
+        )?;
         let settings = ConsumerSettings {
             brokers: info.bootstrap_servers.clone(),
             offset_reset: config.offset_reset,
@@ -93,6 +97,7 @@ impl Bus {
                 backoff: config.retry_backoff(),
             },
             session_timeout: Duration::from_millis(config.session_timeout_ms),
+            fetch_wait: Duration::from_millis(config.fetch_wait_ms),
             max_retry_time: Duration::from_millis(config.max_retry_time_ms),
             partition_concurrency: config.partition_concurrency,
         };

@@ -30,14 +30,14 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(brokers: &str, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(brokers: &str, timeout: Duration, linger: Duration) -> anyhow::Result<Self> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("client.id", "event-host")
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            // Favour latency: an API call waits for its event to be stored.
-            .set("linger.ms", "1")
+            // Low by default: an API call waits for its event to be stored.
+            .set("linger.ms", linger.as_millis().to_string())
             .set("message.timeout.ms", timeout.as_millis().to_string())
             .create()?;
         Ok(Self { producer })
