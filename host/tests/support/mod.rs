@@ -635,6 +635,19 @@ impl Drop for HostProcess {
 /// another service would), `seq` 0.. in `data`, keyed by one of 7 users,
 /// one every `every`. Returns once all were acknowledged.
 pub fn produce_sequence(bootstrap: &str, topic: &str, count: u64, every: Duration, action: &str) {
+    produce_while(bootstrap, topic, every, action, |seq| seq < count);
+}
+
+/// Like [`produce_sequence`], but goes on for as long as `more(seq)` holds
+/// before each `seq`, so a test can end the stream when it has seen what it
+/// needs. Returns how many events it produced, once all were acknowledged.
+pub fn produce_while(
+    bootstrap: &str,
+    topic: &str,
+    every: Duration,
+    action: &str,
+    mut more: impl FnMut(u64) -> bool,
+) -> u64 {
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -642,7 +655,8 @@ pub fn produce_sequence(bootstrap: &str, topic: &str, count: u64, every: Duratio
         .set("message.timeout.ms", "120000")
         .create()
         .unwrap();
-    for seq in 0..count {
+    let mut seq = 0;
+    while more(seq) {
         let user = format!("key-{}", seq % 7);
         let event = serde_json::json!({
             "id": uuid::Uuid::new_v4().to_string(),
@@ -663,8 +677,10 @@ pub fn produce_sequence(bootstrap: &str, topic: &str, count: u64, every: Duratio
             }
         }
         std::thread::sleep(every);
+        seq += 1;
     }
     producer.flush(Duration::from_secs(120)).unwrap();
+    seq
 }
 
 /// Counts each `data.seq` in the echoes on `topic` until all of `0..count`
