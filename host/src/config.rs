@@ -53,6 +53,13 @@ pub struct Config {
     #[arg(long, env = "FETCH_WAIT_MS", default_value_t = 50)]
     pub fetch_wait_ms: u64,
 
+    /// How much a handler's consumer may fetch ahead of its handler, per
+    /// assigned partition, in KiB. It also caps one fetch request (librdkafka
+    /// ties `fetch.max.bytes` to it), so too little means many small fetches.
+    /// Less bounds memory with many partitions or handlers.
+    #[arg(long, env = "PREFETCH_KIB", default_value_t = 4096)]
+    pub prefetch_kib: usize,
+
     /// How long the producer waits to batch events before sending. 0
     /// favours latency (an API call waits for its event to be stored; under
     /// load, events still batch while earlier requests are in flight);

@@ -5,11 +5,19 @@
 //! event was handled and the events the handler published were acknowledged
 //! by the broker, or before the event was set aside as a dead letter.
 //!
-//! Each partition has a lane: a task that handles that partition's events
-//! one at a time, in order. Lanes of different partitions run concurrently,
-//! at most `partition_concurrency` handler calls at once. A lane that falls
-//! behind has its partition paused until it catches up, so memory stays
-//! bounded and a slow partition does not hold up the others.
+//! Each assigned partition has a lane: a task that reads the partition's own
+//! librdkafka queue (split off the consumer's) and handles its events one at
+//! a time, in order. Lanes of different partitions run concurrently, at most
+//! `partition_concurrency` handler calls at once. A lane that falls behind
+//! simply reads its queue more slowly: librdkafka stops fetching a partition
+//! whose queue holds `prefetch` bytes, so memory stays bounded and a slow
+//! partition does not hold up the others, without pausing partitions (a pause
+//! throws away what librdkafka had prefetched).
+//!
+//! A lane does not wait for the broker to acknowledge an event's publishes
+//! before handling the next event: the publishes are handed to the producer
+//! in order and acknowledged in the background, and the partition's offset
+//! moves past an event only once it and every event before it are done.
 //!
 //! A failed attempt (retryable error, trap, timeout) is retried in place
 //! with exponential backoff and jitter; after the last attempt, or at once for
@@ -17,19 +25,23 @@
 //! unchanged to `<topic>.dlq` with headers saying why, and the partition
 //! moves on.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::publisher::Publisher;
+use super::publisher::{Pending, Publisher};
 use super::{Bus, Topics};
 use crate::config::OffsetReset;
 use crate::event::{Event, Topic};
@@ -38,6 +50,10 @@ use crate::stats::Stats;
 
 /// Longest wait between two attempts of one event.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Events of one partition handled but whose publishes the broker has not
+/// acknowledged yet. Beyond this the lane waits for acknowledgements.
+const MAX_UNACKED: usize = 256;
 
 /// How every consume loop talks to Kafka and retries.
 #[derive(Debug, Clone)]
@@ -55,6 +71,9 @@ pub struct ConsumerSettings {
     pub session_timeout: Duration,
     /// `fetch.wait.max.ms`: see `Config::fetch_wait_ms`.
     pub fetch_wait: Duration,
+    /// What librdkafka may hold fetched ahead, per assigned partition, in
+    /// KiB (`queued.max.messages.kbytes`).
+    pub prefetch_kib: usize,
 }
 
 /// Where a replay starts, on every partition this instance consumes.
@@ -77,6 +96,10 @@ pub struct Rewound {
 }
 
 type Replay = (ReplayFrom, oneshot::Sender<anyhow::Result<Vec<Rewound>>>);
+
+type LoopConsumer = StreamConsumer<LoopContext>;
+type PartitionQueue = StreamPartitionQueue<LoopContext>;
+type PartitionKey = (String, i32);
 
 /// The running loop of one handler.
 pub struct HandlerLoop {
@@ -105,15 +128,14 @@ impl HandlerLoop {
             .iter()
             .map(|t| t.to_string())
             .collect();
-        let paused_flag = Arc::new(AtomicBool::new(paused));
-        let generation = Arc::new(AtomicU64::new(0));
+        let (assignments_tx, assignments) = mpsc::unbounded_channel();
         let context = LoopContext {
             name: name.to_string(),
             stats: stats.clone(),
-            paused: paused_flag.clone(),
-            generation: generation.clone(),
+            consumer: OnceLock::new(),
+            assignments: assignments_tx,
         };
-        let consumer: StreamConsumer<LoopContext> = ClientConfig::new()
+        let consumer: LoopConsumer = ClientConfig::new()
             .set("bootstrap.servers", &settings.brokers)
             .set("group.id", name)
             .set("client.id", format!("event-host-{name}"))
@@ -130,7 +152,19 @@ impl HandlerLoop {
                 "fetch.wait.max.ms",
                 settings.fetch_wait.as_millis().to_string(),
             )
+            // Per partition, since every partition has its own queue.
+            .set(
+                "queued.max.messages.kbytes",
+                settings.prefetch_kib.max(1).to_string(),
+            )
+            // A full queue postpones that partition's next fetch by this
+            // much (librdkafka's default, 1 s, lets a fast lane run dry).
+            .set("fetch.queue.backoff.ms", "10")
             .create_with_context(context)?;
+        let consumer = Arc::new(consumer);
+        // Lets the rebalance callback split each assigned partition's queue
+        // off at once, before anything is fetched for it.
+        let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topic_refs)?;
         tracing::info!(handler = name, topics = ?topics, "consumer group joining");
@@ -148,13 +182,13 @@ impl HandlerLoop {
                 stop: stop.clone(),
                 stored: Mutex::new(BTreeMap::new()),
                 calls: Semaphore::new(settings.partition_concurrency.max(1)),
-                generation,
+                generation: AtomicU64::new(0),
             }),
-            consumer: Arc::new(consumer),
+            consumer,
             versions,
             paused: pause_rx,
-            paused_flag,
             replays: replay_rx,
+            assignments,
             lanes: HashMap::new(),
         };
         let task = tokio::spawn(worker.run());
@@ -186,7 +220,7 @@ impl HandlerLoop {
             .map_err(|_| anyhow::anyhow!("the consume loop has stopped"))?
     }
 
-    /// Stops taking events, lets the one in flight finish, commits and
+    /// Stops taking events, lets the ones in flight finish, commits and
     /// leaves the group.
     pub async fn stop(self) {
         self.stop.cancel();
@@ -205,39 +239,50 @@ struct Shared {
     stats: Arc<Stats>,
     stop: CancellationToken,
     /// The next offset to commit, per partition: what the lanes finished.
-    stored: Mutex<BTreeMap<(String, i32), i64>>,
+    stored: Mutex<BTreeMap<PartitionKey, i64>>,
     /// Handler calls that may run at once, across partitions.
     calls: Semaphore,
-    /// Bumped when what is queued in the lanes is stale (a rebalance, a
-    /// replay): the consumer fetches those events again.
-    generation: Arc<AtomicU64>,
+    /// Bumped by a replay: what a lane holds from before it is stale (the
+    /// consumer fetches those events again).
+    generation: AtomicU64,
+}
+
+impl Shared {
+    fn stored(&self) -> std::sync::MutexGuard<'_, BTreeMap<PartitionKey, i64>> {
+        self.stored.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A change of the partitions this instance consumes, from the rebalance
+/// callback.
+enum Assignment {
+    /// Newly assigned partitions, each with its queue already split off (or
+    /// `None` if librdkafka would not split it: its events then come
+    /// through the consumer's own queue).
+    Assigned(Vec<(PartitionKey, Option<PartitionQueue>)>),
+    Revoked(Vec<PartitionKey>),
 }
 
 struct Worker {
     shared: Arc<Shared>,
-    consumer: Arc<StreamConsumer<LoopContext>>,
+    consumer: Arc<LoopConsumer>,
     versions: watch::Receiver<Component>,
     paused: watch::Receiver<bool>,
-    /// The same, for the rebalance callback: partitions assigned while
-    /// paused are paused at once.
-    paused_flag: Arc<AtomicBool>,
     replays: mpsc::Receiver<Replay>,
-    lanes: HashMap<(String, i32), Lane>,
+    assignments: mpsc::UnboundedReceiver<Assignment>,
+    lanes: HashMap<PartitionKey, Lane>,
 }
 
-/// One partition's queue and the task that works through it.
+/// One partition's task, and what the consume loop tells it.
 struct Lane {
-    queue: mpsc::UnboundedSender<(u64, OwnedMessage)>,
-    queued: Arc<AtomicUsize>,
-    /// Paused because the queue grew past [`LANE_HIGH`].
-    throttled: bool,
+    /// Events of the partition that came through the consumer's own queue
+    /// (fetched before its queue was split off, or never split).
+    stray: mpsc::UnboundedSender<(u64, OwnedMessage)>,
+    /// Cancelled when the partition is revoked: the lane finishes what it
+    /// started and ends.
+    revoked: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
-
-/// A lane's queue length at which its partition is paused, and at which it
-/// is resumed again.
-const LANE_HIGH: usize = 500;
-const LANE_LOW: usize = 100;
 
 /// Whether an event was finished (and may be committed) or abandoned
 /// because the host is stopping (and will be delivered again).
@@ -246,24 +291,21 @@ enum Done {
     Abandoned,
 }
 
+/// The rest of an event's work once the handler returned: waiting for the
+/// broker to take what it published, or its dead letter.
+type Finish = Pin<Box<dyn Future<Output = Done> + Send>>;
+
 impl Worker {
     async fn run(mut self) {
-        if *self.paused.borrow() {
-            self.pause_partitions(true);
-        }
-        let mut pause_open = true;
-        let mut relieve = tokio::time::interval(Duration::from_millis(50));
+        let mut assignments_open = true;
         loop {
             let received = tokio::select! {
                 biased;
                 () = self.shared.stop.cancelled() => break,
-                changed = self.paused.changed(), if pause_open => {
-                    match changed {
-                        Ok(()) => {
-                            let paused = *self.paused.borrow_and_update();
-                            self.pause_partitions(paused);
-                        }
-                        Err(_) => pause_open = false,
+                assignment = self.assignments.recv(), if assignments_open => {
+                    match assignment {
+                        Some(a) => self.reassign(a),
+                        None => assignments_open = false,
                     }
                     continue;
                 }
@@ -271,16 +313,24 @@ impl Worker {
                     let _ = reply.send(self.replay(from));
                     continue;
                 }
-                _ = relieve.tick() => {
-                    self.relieve();
-                    continue;
-                }
+                // Serves the rebalance callbacks; yields only events of
+                // partitions whose queue is not split off.
                 m = self.consumer.recv() => m,
             };
             match received {
                 Ok(message) => {
                     let message = message.detach();
-                    self.route(message);
+                    let key = (message.topic().to_string(), message.partition());
+                    tracing::debug!(handler = %self.shared.name, partition = ?key, "an event came through the consumer's own queue");
+                    let generation = self.shared.generation.load(Ordering::Acquire);
+                    let lane = match self.lanes.get(&key) {
+                        Some(lane) if !lane.revoked.is_cancelled() => lane,
+                        _ => {
+                            self.start_lane(key.clone(), None);
+                            &self.lanes[&key]
+                        }
+                    };
+                    let _ = lane.stray.send((generation, message));
                 }
                 Err(e) => {
                     tracing::warn!(handler = %self.shared.name, error = %e, "consumer error");
@@ -291,63 +341,55 @@ impl Worker {
         self.close().await;
     }
 
-    /// Queues a message on its partition's lane (starting the lane if
-    /// needed), and pauses the partition if the lane fell far behind.
-    fn route(&mut self, message: OwnedMessage) {
-        let key = (message.topic().to_string(), message.partition());
-        let lane = match self.lanes.entry(key) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                let (queue, rx) = mpsc::unbounded_channel();
-                let queued = Arc::new(AtomicUsize::new(0));
-                let task = tokio::spawn(lane(
-                    self.shared.clone(),
-                    self.consumer.clone(),
-                    self.versions.clone(),
-                    self.paused.clone(),
-                    rx,
-                    queued.clone(),
-                ));
-                e.insert(Lane {
-                    queue,
-                    queued,
-                    throttled: false,
-                    task,
-                })
+    fn reassign(&mut self, assignment: Assignment) {
+        match assignment {
+            Assignment::Assigned(partitions) => {
+                for (key, queue) in partitions {
+                    self.start_lane(key, queue);
+                }
             }
-        };
-        let generation = self.shared.generation.load(Ordering::Acquire);
-        let (topic, partition) = (message.topic().to_string(), message.partition());
-        lane.queued.fetch_add(1, Ordering::AcqRel);
-        if lane.queue.send((generation, message)).is_err() {
-            return;
-        }
-        if !lane.throttled && lane.queued.load(Ordering::Acquire) > LANE_HIGH {
-            lane.throttled = true;
-            if let Err(e) =
-                one_partition(&topic, partition).and_then(|tpl| self.consumer.pause(&tpl))
-            {
-                tracing::warn!(handler = %self.shared.name, error = %e, "cannot pause a busy partition");
+            Assignment::Revoked(partitions) => {
+                let mut stored = self.shared.stored();
+                for key in &partitions {
+                    if let Some(lane) = self.lanes.get(key) {
+                        lane.revoked.cancel();
+                    }
+                    // Committed on revocation; no longer ours to commit.
+                    stored.remove(key);
+                }
             }
         }
     }
 
-    /// Resumes the partitions whose lanes caught up.
-    fn relieve(&mut self) {
-        let user_paused = *self.paused.borrow();
-        for ((topic, partition), lane) in &mut self.lanes {
-            if lane.throttled && lane.queued.load(Ordering::Acquire) < LANE_LOW {
-                lane.throttled = false;
-                if user_paused {
-                    continue;
-                }
-                if let Err(e) =
-                    one_partition(topic, *partition).and_then(|tpl| self.consumer.resume(&tpl))
-                {
-                    tracing::warn!(handler = %self.shared.name, error = %e, "cannot resume a partition");
-                }
-            }
-        }
+    /// Starts the lane of a partition. A lane still finishing the same
+    /// partition from before a rebalance is let finish first, so events of
+    /// one partition never run out of order.
+    fn start_lane(&mut self, key: PartitionKey, queue: Option<PartitionQueue>) {
+        let previous = self.lanes.remove(&key).map(|old| {
+            old.revoked.cancel();
+            old.task
+        });
+        let (stray, strays) = mpsc::unbounded_channel();
+        let revoked = CancellationToken::new();
+        let lane = LaneTask {
+            shared: self.shared.clone(),
+            consumer: self.consumer.clone(),
+            versions: self.versions.clone(),
+            paused: self.paused.clone(),
+            key: key.clone(),
+            queue,
+            strays,
+            revoked: revoked.clone(),
+        };
+        let task = tokio::spawn(lane.run(previous));
+        self.lanes.insert(
+            key,
+            Lane {
+                stray,
+                revoked,
+                task,
+            },
+        );
     }
 
     /// Seeks every assigned partition to `from` and commits the positions.
@@ -392,7 +434,7 @@ impl Worker {
                 self.consumer.seek_partitions(targets.clone(), TIMEOUT)?;
                 self.consumer.commit(&targets, CommitMode::Sync)?;
             }
-            let mut stored = self.shared.stored.lock().unwrap_or_else(|p| p.into_inner());
+            let mut stored = self.shared.stored();
             for r in &rewound {
                 stored.insert((r.topic.clone(), r.partition), r.offset);
             }
@@ -401,32 +443,7 @@ impl Worker {
         })
     }
 
-    /// Pauses or resumes fetching on every assigned partition.
-    fn pause_partitions(&mut self, paused: bool) {
-        self.paused_flag.store(paused, Ordering::Release);
-        if !paused {
-            for lane in self.lanes.values_mut() {
-                lane.throttled = false;
-            }
-        }
-        let result = self.consumer.assignment().and_then(|assigned| {
-            if paused {
-                self.consumer.pause(&assigned)
-            } else {
-                self.consumer.resume(&assigned)
-            }
-        });
-        match result {
-            Ok(()) => {
-                tracing::info!(handler = %self.shared.name, paused, "consumption paused or resumed")
-            }
-            Err(e) => {
-                tracing::warn!(handler = %self.shared.name, paused, error = %e, "cannot pause or resume")
-            }
-        }
-    }
-
-    /// Lets each lane finish its event in flight, commits what was
+    /// Lets each lane finish the events it started, commits what was
     /// finished and leaves the group.
     async fn close(self) {
         let Worker {
@@ -443,7 +460,7 @@ impl Worker {
         }
         let name = shared.name.clone();
         let stats = shared.stats.clone();
-        let stored = std::mem::take(&mut *shared.stored.lock().unwrap_or_else(|p| p.into_inner()));
+        let stored = std::mem::take(&mut *shared.stored());
         let _ = tokio::task::spawn_blocking(move || {
             let mut offsets = TopicPartitionList::new();
             for ((topic, partition), next) in &stored {
@@ -468,80 +485,154 @@ impl Worker {
     }
 }
 
-/// Handles one partition's events in order until the host stops. Waits
-/// while the handler is paused; skips events queued before a rebalance or a
-/// replay (they are fetched again).
-async fn lane(
+/// One partition's lane: takes its events in order, runs the handler on
+/// each, and stores the partition's offset as events finish.
+struct LaneTask {
     shared: Arc<Shared>,
-    consumer: Arc<StreamConsumer<LoopContext>>,
+    consumer: Arc<LoopConsumer>,
     versions: watch::Receiver<Component>,
-    mut paused: watch::Receiver<bool>,
-    mut queue: mpsc::UnboundedReceiver<(u64, OwnedMessage)>,
-    queued: Arc<AtomicUsize>,
-) {
-    loop {
-        let next = tokio::select! {
-            biased;
-            () = shared.stop.cancelled() => return,
-            next = queue.recv() => next,
-        };
-        let Some((generation, message)) = next else {
-            return;
-        };
-        queued.fetch_sub(1, Ordering::AcqRel);
-        while *paused.borrow_and_update() {
+    paused: watch::Receiver<bool>,
+    key: PartitionKey,
+    queue: Option<PartitionQueue>,
+    strays: mpsc::UnboundedReceiver<(u64, OwnedMessage)>,
+    revoked: CancellationToken,
+}
+
+/// An event handled whose publishes (or dead letter) are on their way.
+type Unacked = Pin<Box<dyn Future<Output = (u64, i64, Done)> + Send>>;
+
+impl LaneTask {
+    async fn run(mut self, previous: Option<tokio::task::JoinHandle<()>>) {
+        if let Some(previous) = previous {
+            let _ = previous.await;
+        }
+        let mut unacked: FuturesOrdered<Unacked> = FuturesOrdered::new();
+        while let Some((generation, message)) = self.next(&mut unacked).await {
+            if !self.wait_unpaused(&mut unacked).await {
+                break;
+            }
+            if generation != self.shared.generation.load(Ordering::Acquire) {
+                continue;
+            }
+            let Ok(call) = self.shared.calls.acquire().await else {
+                break;
+            };
+            if self.shared.stop.is_cancelled() {
+                break;
+            }
+            let component = self.versions.borrow().clone();
+            let offset = message.offset();
+            let finish = handle(&self.shared, message, &component).await;
+            drop(call);
+            let Some(finish) = finish else { break };
+            unacked.push_back(Box::pin(async move { (generation, offset, finish.await) }));
+        }
+        // Whatever was handed to the producer is waited for and stored.
+        while let Some(done) = unacked.next().await {
+            if !self.store(done) {
+                break;
+            }
+        }
+    }
+
+    /// The partition's next event, storing offsets as earlier events
+    /// finish; `None` once the lane should end (stopping, revoked, or an
+    /// earlier event abandoned).
+    async fn next(&mut self, unacked: &mut FuturesOrdered<Unacked>) -> Option<(u64, OwnedMessage)> {
+        loop {
+            let room = unacked.len() < MAX_UNACKED;
             tokio::select! {
-                () = shared.stop.cancelled() => return,
-                changed = paused.changed() => if changed.is_err() { return },
-            }
-        }
-        if generation != shared.generation.load(Ordering::Acquire) {
-            continue;
-        }
-        let Ok(_call) = shared.calls.acquire().await else {
-            return;
-        };
-        if shared.stop.is_cancelled() {
-            return;
-        }
-        let component = versions.borrow().clone();
-        match process(&shared, &message, &component).await {
-            Done::Finished => {
-                let (topic, partition, offset) =
-                    (message.topic(), message.partition(), message.offset());
-                if let Err(e) = consumer.store_offset(topic, partition, offset) {
-                    tracing::debug!(handler = %shared.name, error = %e, "cannot store offset (partition revoked?)");
+                biased;
+                () = self.shared.stop.cancelled() => return None,
+                () = self.revoked.cancelled() => return None,
+                Some(done) = unacked.next(), if !unacked.is_empty() => {
+                    if !self.store(done) {
+                        return None;
+                    }
                 }
-                shared
-                    .stored
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert((topic.to_string(), partition), offset + 1);
+                Some(stray) = self.strays.recv(), if room => return Some(stray),
+                m = recv(self.queue.as_ref()), if room => match m {
+                    Ok(message) => {
+                        return Some((self.shared.generation.load(Ordering::Acquire), message));
+                    }
+                    Err(e) => {
+                        tracing::warn!(handler = %self.shared.name, partition = ?self.key, error = %e, "consumer error");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
             }
-            Done::Abandoned => return,
         }
+    }
+
+    /// Waits while the handler is paused, storing what finishes meanwhile;
+    /// says whether to carry on.
+    async fn wait_unpaused(&mut self, unacked: &mut FuturesOrdered<Unacked>) -> bool {
+        while *self.paused.borrow_and_update() {
+            tokio::select! {
+                () = self.shared.stop.cancelled() => return false,
+                () = self.revoked.cancelled() => return false,
+                Some(done) = unacked.next(), if !unacked.is_empty() => {
+                    if !self.store(done) {
+                        return false;
+                    }
+                }
+                changed = self.paused.changed() => if changed.is_err() { return false },
+            }
+        }
+        true
+    }
+
+    /// Records that the event at `offset` and all before it are done; says
+    /// whether the lane may go on (not if the event was abandoned: nothing
+    /// after it may be stored).
+    fn store(&self, (generation, offset, done): (u64, i64, Done)) -> bool {
+        if let Done::Abandoned = done {
+            return false;
+        }
+        if generation != self.shared.generation.load(Ordering::Acquire)
+            || self.revoked.is_cancelled()
+        {
+            // Rewound by a replay, or no longer this instance's partition.
+            return true;
+        }
+        let (topic, partition) = (&self.key.0, self.key.1);
+        if let Err(e) = self.consumer.store_offset(topic, partition, offset) {
+            tracing::debug!(handler = %self.shared.name, error = %e, "cannot store offset (partition revoked?)");
+        }
+        self.shared.stored().insert(self.key.clone(), offset + 1);
+        true
     }
 }
 
-fn one_partition(topic: &str, partition: i32) -> rdkafka::error::KafkaResult<TopicPartitionList> {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(topic, partition);
-    Ok(tpl)
+/// The next message of a split-off partition queue; never, without one.
+async fn recv(queue: Option<&PartitionQueue>) -> Result<OwnedMessage, rdkafka::error::KafkaError> {
+    match queue {
+        Some(queue) => queue.recv().await.map(|m| m.detach()),
+        None => std::future::pending().await,
+    }
 }
 
-async fn process(w: &Shared, message: &OwnedMessage, component: &Component) -> Done {
+/// Runs the handler on one event, retrying in place, and starts what must
+/// follow: publishing what it produced, or dead-lettering the message.
+/// `None` if the host is stopping before that started.
+async fn handle(
+    shared: &Arc<Shared>,
+    message: OwnedMessage,
+    component: &Component,
+) -> Option<Finish> {
+    let w = shared.as_ref();
     let event = match Event::decode(message.payload().unwrap_or_default()) {
         Ok(e) => e,
         Err(e) => {
             let reason = e.to_string();
             w.stats.failed(reason.clone());
-            return dead_letter(w, message, &reason, 0).await;
+            return Some(dead_letter(shared.clone(), message, reason, 0));
         }
     };
-    if !component.subscription().wants(&event.event_type) || redriven_for_another(message, &w.name)
+    if !component.subscription().wants(&event.event_type) || redriven_for_another(&message, &w.name)
     {
         w.stats.skipped();
-        return Done::Finished;
+        return Some(Box::pin(std::future::ready(Done::Finished)));
     }
     let wit_event = runtime::wit_event(&event);
     let policy = component.subscription().retry.unwrap_or(w.settings.retry);
@@ -558,13 +649,7 @@ async fn process(w: &Shared, message: &OwnedMessage, component: &Component) -> D
         let result = component.handle(&wit_event, &delivery).await;
         drop(call);
         let failure = match result {
-            Ok(outcome) => {
-                if let Done::Abandoned = publish_all(w, outcome.outbox).await {
-                    return Done::Abandoned;
-                }
-                w.stats.handled();
-                return Done::Finished;
-            }
+            Ok(outcome) => return publish(shared.clone(), outcome.outbox).await,
             Err(f) => f,
         };
         let attempt = delivery.attempt;
@@ -574,7 +659,12 @@ async fn process(w: &Shared, message: &OwnedMessage, component: &Component) -> D
         );
         w.stats.failed(failure.to_string());
         if !failure.is_retryable() || attempt >= policy.max_attempts {
-            return dead_letter(w, message, &failure.to_string(), attempt).await;
+            return Some(dead_letter(
+                shared.clone(),
+                message,
+                failure.to_string(),
+                attempt,
+            ));
         }
         let delay = backoff(policy.backoff, attempt);
         if retrying_since.elapsed() + delay > w.settings.max_retry_time {
@@ -582,10 +672,10 @@ async fn process(w: &Shared, message: &OwnedMessage, component: &Component) -> D
                 "{failure}; gave up after {attempt} attempts: retrying longer than {:?} would hold up the partition",
                 w.settings.max_retry_time
             );
-            return dead_letter(w, message, &reason, attempt).await;
+            return Some(dead_letter(shared.clone(), message, reason, attempt));
         }
         if !pause(w, delay).await {
-            return Done::Abandoned;
+            return None;
         }
         delivery.attempt += 1;
     }
@@ -601,18 +691,64 @@ fn redriven_for_another(message: &OwnedMessage, name: &str) -> bool {
     })
 }
 
-/// Publishes what a successful invocation produced, retrying until the
-/// broker takes every event or the host stops.
-async fn publish_all(w: &Shared, mut outbox: Vec<Outgoing>) -> Done {
+/// Hands what a successful invocation produced to the producer, in order
+/// (after making sure its topics exist), and returns a future that resolves
+/// once the broker took every event, republishing any it refused until it
+/// takes them or the host stops. `None` if the host stopped before the
+/// events could be handed over.
+async fn publish(shared: Arc<Shared>, outbox: Vec<Outgoing>) -> Option<Finish> {
+    let w = shared.as_ref();
+    let mut round = 1;
+    if !outbox.is_empty() {
+        let topics: Vec<Topic> = outbox.iter().map(|o| o.topic.clone()).collect();
+        while let Err(e) = w.topics.ensure(&topics).await {
+            tracing::warn!(handler = %w.name, error = ?e, "cannot create the topics a handler publishes to; retrying");
+            if !pause(w, backoff(w.settings.retry.backoff, round)).await {
+                return None;
+            }
+            round += 1;
+        }
+    }
+    let pending: Vec<(Outgoing, Result<Pending, _>)> = outbox
+        .into_iter()
+        .map(|o| {
+            let pending = w.publisher.enqueue(&o.topic, &o.event);
+            (o, pending)
+        })
+        .collect();
+    Some(Box::pin(async move {
+        let w = shared.as_ref();
+        let mut left = Vec::new();
+        for (o, pending) in pending {
+            let result = match pending {
+                Ok(pending) => pending.acked().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                tracing::warn!(handler = %w.name, error = %e, "publishing a handler's event failed; retrying");
+                left.push(o);
+            }
+        }
+        if let Done::Abandoned = republish(w, left).await {
+            return Done::Abandoned;
+        }
+        w.stats.handled();
+        Done::Finished
+    }))
+}
+
+/// Publishes events the broker refused, until it takes every one or the
+/// host stops.
+async fn republish(w: &Shared, mut outbox: Vec<Outgoing>) -> Done {
     let mut round = 1;
     while !outbox.is_empty() {
+        if !pause(w, backoff(w.settings.retry.backoff, round)).await {
+            return Done::Abandoned;
+        }
+        round += 1;
         let topics: Vec<Topic> = outbox.iter().map(|o| o.topic.clone()).collect();
         if let Err(e) = w.topics.ensure(&topics).await {
             tracing::warn!(handler = %w.name, error = ?e, "cannot create the topics a handler publishes to; retrying");
-            if !pause(w, backoff(w.settings.retry.backoff, round)).await {
-                return Done::Abandoned;
-            }
-            round += 1;
             continue;
         }
         let sends = outbox
@@ -627,48 +763,47 @@ async fn publish_all(w: &Shared, mut outbox: Vec<Outgoing>) -> Done {
             }
         }
         outbox = left;
-        if !outbox.is_empty() && !pause(w, backoff(w.settings.retry.backoff, round)).await {
-            return Done::Abandoned;
-        }
-        round += 1;
     }
     Done::Finished
 }
 
 /// Sets a message aside on its topic's dead-letter topic, unchanged, with
 /// headers saying which handler gave up on it and why.
-async fn dead_letter(w: &Shared, message: &OwnedMessage, error: &str, attempts: u32) -> Done {
-    let Ok(topic) = Topic::parse(message.topic()) else {
-        return Done::Finished;
-    };
-    let dlq = topic.dead_letters();
-    let mut round = 1;
-    loop {
-        let headers = dead_letter_headers(message, &w.name, error, attempts);
-        let payload = message.payload().unwrap_or_default();
-        match w
-            .publisher
-            .send(dlq.as_str(), message.key(), payload, headers)
-            .await
-        {
-            Ok(_) => {
-                tracing::error!(
-                    handler = %w.name, topic = %topic, partition = message.partition(),
-                    offset = message.offset(), dead_letter_topic = %dlq, error,
-                    "event dead-lettered"
-                );
-                w.stats.dead_lettered();
-                return Done::Finished;
-            }
-            Err(e) => {
-                tracing::warn!(handler = %w.name, error = %e, "cannot dead-letter an event; retrying");
-                if !pause(w, backoff(w.settings.retry.backoff, round)).await {
-                    return Done::Abandoned;
+fn dead_letter(shared: Arc<Shared>, message: OwnedMessage, error: String, attempts: u32) -> Finish {
+    Box::pin(async move {
+        let w = shared.as_ref();
+        let Ok(topic) = Topic::parse(message.topic()) else {
+            return Done::Finished;
+        };
+        let dlq = topic.dead_letters();
+        let mut round = 1;
+        loop {
+            let headers = dead_letter_headers(&message, &w.name, &error, attempts);
+            let payload = message.payload().unwrap_or_default();
+            match w
+                .publisher
+                .send(dlq.as_str(), message.key(), payload, headers)
+                .await
+            {
+                Ok(_) => {
+                    tracing::error!(
+                        handler = %w.name, topic = %topic, partition = message.partition(),
+                        offset = message.offset(), dead_letter_topic = %dlq, error,
+                        "event dead-lettered"
+                    );
+                    w.stats.dead_lettered();
+                    return Done::Finished;
                 }
-                round += 1;
+                Err(e) => {
+                    tracing::warn!(handler = %w.name, error = %e, "cannot dead-letter an event; retrying");
+                    if !pause(w, backoff(w.settings.retry.backoff, round)).await {
+                        return Done::Abandoned;
+                    }
+                    round += 1;
+                }
             }
         }
-    }
+    })
 }
 
 fn dead_letter_headers(
@@ -724,8 +859,9 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
 struct LoopContext {
     name: String,
     stats: Arc<Stats>,
-    paused: Arc<AtomicBool>,
-    generation: Arc<AtomicU64>,
+    /// The consumer this context belongs to, set once it exists.
+    consumer: OnceLock<Weak<LoopConsumer>>,
+    assignments: mpsc::UnboundedSender<Assignment>,
 }
 
 impl ClientContext for LoopContext {}
@@ -733,23 +869,36 @@ impl ClientContext for LoopContext {}
 impl ConsumerContext for LoopContext {
     fn post_rebalance(
         &self,
-        consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
         rebalance: &Rebalance<'_>,
     ) {
         match rebalance {
             Rebalance::Assign(partitions) => {
-                if self.paused.load(Ordering::Acquire)
-                    && let Err(e) = consumer.pause(partitions)
-                {
-                    tracing::warn!(handler = %self.name, error = %e, "cannot pause new partitions");
-                }
+                // Split each partition's queue off now, right after the
+                // assignment and before its first fetch, so none of its
+                // events go through the consumer's own queue.
+                let consumer = self.consumer.get().and_then(Weak::upgrade);
+                let assigned = partitions
+                    .elements()
+                    .iter()
+                    .map(|p| {
+                        let queue = consumer
+                            .as_ref()
+                            .and_then(|c| c.split_partition_queue(p.topic(), p.partition()));
+                        ((p.topic().to_string(), p.partition()), queue)
+                    })
+                    .collect();
+                let _ = self.assignments.send(Assignment::Assigned(assigned));
                 tracing::info!(handler = %self.name, partitions = partitions.count(), "partitions assigned");
                 self.stats.set_assigned(true);
             }
             Rebalance::Revoke(partitions) => {
-                // What the lanes still queue is refetched after the
-                // rebalance, from the committed offsets.
-                self.generation.fetch_add(1, Ordering::AcqRel);
+                let revoked = partitions
+                    .elements()
+                    .iter()
+                    .map(|p| (p.topic().to_string(), p.partition()))
+                    .collect();
+                let _ = self.assignments.send(Assignment::Revoked(revoked));
                 tracing::info!(handler = %self.name, partitions = partitions.count(), "partitions revoked");
             }
             Rebalance::Error(e) => {

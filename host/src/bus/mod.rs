@@ -98,6 +98,7 @@ impl Bus {
             },
             session_timeout: Duration::from_millis(config.session_timeout_ms),
             fetch_wait: Duration::from_millis(config.fetch_wait_ms),
+            prefetch_kib: config.prefetch_kib,
             max_retry_time: Duration::from_millis(config.max_retry_time_ms),
             partition_concurrency: config.partition_concurrency,
         };

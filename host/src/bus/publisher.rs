@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
 use crate::event::{Event, Topic};
 
@@ -22,6 +22,33 @@ pub struct Stored {
 pub struct PublishError {
     pub topic: String,
     pub reason: String,
+}
+
+/// An event the producer holds until the broker acknowledges it.
+pub struct Pending {
+    topic: String,
+    delivery: DeliveryFuture,
+}
+
+impl Pending {
+    /// Waits for the broker to store the event (or for the producer to give
+    /// up on it, after `PUBLISH_TIMEOUT_MS`).
+    pub async fn acked(self) -> Result<Stored, PublishError> {
+        let reason = match self.delivery.await {
+            Ok(Ok(delivery)) => {
+                return Ok(Stored {
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                });
+            }
+            Ok(Err((e, _))) => e.to_string(),
+            Err(_) => "the producer was closed".to_string(),
+        };
+        Err(PublishError {
+            topic: self.topic,
+            reason,
+        })
+    }
 }
 
 #[derive(Clone)]
@@ -47,6 +74,13 @@ impl Publisher {
     /// `eventType`, `userId` (`anonymous` when none, as the original demo)
     /// and `eventId`.
     pub async fn publish(&self, topic: &Topic, event: &Event) -> Result<Stored, PublishError> {
+        self.enqueue(topic, event)?.acked().await
+    }
+
+    /// Hands an event to the producer and returns without waiting for the
+    /// broker. Events enqueued one after the other reach each partition in
+    /// that order (the producer is idempotent).
+    pub fn enqueue(&self, topic: &Topic, event: &Event) -> Result<Pending, PublishError> {
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: "eventType",
@@ -61,13 +95,12 @@ impl Publisher {
                 value: Some(event.id.as_str()),
             });
         let payload = event.encode();
-        self.send(
+        self.enqueue_raw(
             topic.as_str(),
             Some(event.key().as_bytes()),
             &payload,
             headers,
         )
-        .await
     }
 
     /// Publishes raw bytes, as dead letters are: unchanged.
@@ -78,14 +111,26 @@ impl Publisher {
         payload: &[u8],
         headers: OwnedHeaders,
     ) -> Result<Stored, PublishError> {
+        self.enqueue_raw(topic, key, payload, headers)?
+            .acked()
+            .await
+    }
+
+    fn enqueue_raw(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: OwnedHeaders,
+    ) -> Result<Pending, PublishError> {
         let mut record = FutureRecord::to(topic).payload(payload).headers(headers);
         if let Some(key) = key {
             record = record.key(key);
         }
-        match self.producer.send(record, Duration::ZERO).await {
-            Ok(delivery) => Ok(Stored {
-                partition: delivery.partition,
-                offset: delivery.offset,
+        match self.producer.send_result(record) {
+            Ok(delivery) => Ok(Pending {
+                topic: topic.to_string(),
+                delivery,
             }),
             Err((e, _)) => Err(PublishError {
                 topic: topic.to_string(),
