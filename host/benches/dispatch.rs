@@ -6,6 +6,10 @@
 //! test component told `ok`), in a fresh instance: the fixed cost of an
 //! instance, apart from what the handler does.
 //!
+//! `DISPATCH_COMPONENT=path/to/handler.wasm` adds a case for that
+//! component in a fresh instance per event (given the empty handler's
+//! event), to compare how components are built.
+//!
 //! `cargo bench -p event-host --bench dispatch`. Figures go in BENCHMARKS.md.
 
 #[path = "../tests/support/mod.rs"]
@@ -124,6 +128,23 @@ fn dispatch(c: &mut Criterion) {
             })
         })
     });
+    if let Some(path) = std::env::var_os("DISPATCH_COMPONENT") {
+        let bytes = std::fs::read(&path).expect("DISPATCH_COMPONENT: cannot read the file");
+        let other = rt
+            .block_on(runtime.load("other", bytes))
+            .expect("DISPATCH_COMPONENT: not a handler component");
+        group.bench_function("wasm, fresh instance per event, DISPATCH_COMPONENT", |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let started = Instant::now();
+                    for _ in 0..iters {
+                        other.handle(&noop_event, &delivery).await.expect("handled");
+                    }
+                    started.elapsed()
+                })
+            })
+        });
+    }
     let mut reused = rt
         .block_on(component.instantiate_for_reuse())
         .expect("instance");

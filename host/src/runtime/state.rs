@@ -33,7 +33,9 @@ pub struct Outgoing {
 }
 
 pub struct HostState {
-    wasi: WasiCtx,
+    /// Built on the handler's first WASI call: most calls make none, and
+    /// building it is a good part of an event's fixed cost.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     pub(super) limits: StoreLimits,
     pub(super) outbox: Vec<Outgoing>,
@@ -42,28 +44,30 @@ pub struct HostState {
 
 impl HostState {
     pub fn new(memory_bytes: usize) -> Self {
-        let output = CapturedOutput::default();
-        let wasi = WasiCtx::builder()
-            .stdout(output.clone())
-            .stderr(output.clone())
-            .build();
         Self {
-            wasi,
+            wasi: None,
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(memory_bytes)
                 .trap_on_grow_failure(true)
                 .build(),
             outbox: Vec::new(),
-            output,
+            output: CapturedOutput::default(),
         }
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let output = &self.output;
+        let ctx = self.wasi.get_or_insert_with(|| {
+            WasiCtx::builder()
+                .stdout(output.clone())
+                .stderr(output.clone())
+                .build()
+        });
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx,
             table: &mut self.table,
         }
     }
