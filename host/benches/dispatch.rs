@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use event_host::runtime::{Delivery, Limits, Runtime, WitEvent};
+use event_host::runtime::{Component, Delivery, Limits, Runtime, WitEvent};
 use serde::{Deserialize, Serialize};
 
 const USER: &str = r#"{"id":"5803b5ec-d86c-4278-a146-a0d7ec0f7336","name":"John Doe","email":"john@example.com","age":30,"createdAt":"2026-11-26T20:08:07.456Z"}"#;
@@ -106,44 +106,36 @@ fn dispatch(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("dispatch");
     group.bench_function("native call", |b| b.iter(|| native(&event)));
-    group.bench_function("wasm, fresh instance per event", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    component.handle(&event, &delivery).await.expect("handled");
-                }
-                started.elapsed()
-            })
-        })
-    });
-    group.bench_function("wasm, fresh instance per event, empty handler", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    noop.handle(&noop_event, &delivery).await.expect("handled");
-                }
-                started.elapsed()
-            })
-        })
-    });
-    if let Some(path) = std::env::var_os("DISPATCH_COMPONENT") {
-        let bytes = std::fs::read(&path).expect("DISPATCH_COMPONENT: cannot read the file");
-        let other = rt
-            .block_on(runtime.load("other", bytes))
-            .expect("DISPATCH_COMPONENT: not a handler component");
-        group.bench_function("wasm, fresh instance per event, DISPATCH_COMPONENT", |b| {
+    // A fresh instance per event, as the host runs them.
+    let mut fresh = |name: &str, component: &Component, event: &WitEvent| {
+        group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
                     let started = Instant::now();
                     for _ in 0..iters {
-                        other.handle(&noop_event, &delivery).await.expect("handled");
+                        component.handle(event, &delivery).await.expect("handled");
                     }
                     started.elapsed()
                 })
             })
         });
+    };
+    fresh("wasm, fresh instance per event", &component, &event);
+    fresh(
+        "wasm, fresh instance per event, empty handler",
+        &noop,
+        &noop_event,
+    );
+    if let Some(path) = std::env::var_os("DISPATCH_COMPONENT") {
+        let bytes = std::fs::read(&path).expect("DISPATCH_COMPONENT: cannot read the file");
+        let other = rt
+            .block_on(runtime.load("other", bytes))
+            .expect("DISPATCH_COMPONENT: not a handler component");
+        fresh(
+            "wasm, fresh instance per event, DISPATCH_COMPONENT",
+            &other,
+            &noop_event,
+        );
     }
     let mut reused = rt
         .block_on(component.instantiate_for_reuse())
