@@ -332,7 +332,15 @@ pub async fn read_until(
         else {
             continue;
         };
-        let m = message.unwrap();
+        // Transient client errors (a broker restarting) are retried by
+        // librdkafka; keep reading.
+        let m = match message {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("{topic}: reader: {e}");
+                continue;
+            }
+        };
         let raw = m.payload().unwrap_or_default().to_vec();
         seen.push(Received {
             topic: m.topic().to_string(),
