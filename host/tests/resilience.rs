@@ -90,8 +90,27 @@ async fn a_host_killed_mid_stream_loses_no_event() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_restarted_mid_stream_loses_no_event() {
+    // tansu 0.6's sqlite engine sometimes panics on an idempotent produce
+    // right after a restart ("more or less than one row" in
+    // `idempotent_message_check`: a batch whose producer epoch it has no row
+    // for) and then answers nothing; no client can get past that. When the
+    // broker's log shows such a panic, the run says so and starts over once
+    // on a fresh broker; any other failure, or a second broker panic, fails.
+    for attempt in 1..=2 {
+        let data = temp_handlers_dir(&format!("broker-restart-data-{attempt}"));
+        let run = tokio::spawn(broker_restart_run(data.clone())).await;
+        let Err(failure) = run else { return };
+        let log = std::fs::read_to_string(data.join("tansu.log")).unwrap_or_default();
+        if attempt == 1 && log.contains("panicked") {
+            eprintln!("tansu panicked (see {}); running again", data.display());
+            continue;
+        }
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+async fn broker_restart_run(data: std::path::PathBuf) {
     const EVENTS: u64 = 300;
-    let data = temp_handlers_dir("broker-restart-data");
     let port = support::free_port();
     let storage = "sqlite://tansu.db";
     let Some(broker) = Tansu::start_with(port, storage, Some(&data)) else {

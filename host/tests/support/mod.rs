@@ -433,9 +433,27 @@ impl Tansu {
             "--advertised-listener-url",
             &url,
         ])
-        .args(["--storage-engine", storage])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .args(["--storage-engine", storage]);
+        // The broker's output goes to `tansu.log` in its folder, if it has
+        // one, or to `TANSU_LOG/tansu-PORT.log` when that is set.
+        let log = dir.map(|dir| dir.join("tansu.log")).or_else(|| {
+            std::env::var_os("TANSU_LOG")
+                .map(|logs| Path::new(&logs).join(format!("tansu-{port}.log")))
+        });
+        match log {
+            Some(log) => {
+                let out = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .expect("cannot open tansu's log file");
+                let err = out.try_clone().expect("cannot open tansu's log file");
+                cmd.stdout(out).stderr(err);
+            }
+            None => {
+                cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
         if let Some(dir) = dir {
             cmd.current_dir(dir);
         }
