@@ -698,16 +698,8 @@ fn redriven_for_another(message: &OwnedMessage, name: &str) -> bool {
 /// events could be handed over.
 async fn publish(shared: Arc<Shared>, outbox: Vec<Outgoing>) -> Option<Finish> {
     let w = shared.as_ref();
-    let mut round = 1;
-    if !outbox.is_empty() {
-        let topics: Vec<Topic> = outbox.iter().map(|o| o.topic.clone()).collect();
-        while let Err(e) = w.topics.ensure(&topics).await {
-            tracing::warn!(handler = %w.name, error = ?e, "cannot create the topics a handler publishes to; retrying");
-            if !pause(w, backoff(w.settings.retry.backoff, round)).await {
-                return None;
-            }
-            round += 1;
-        }
+    if !topics_ready(w, &outbox).await {
+        return None;
     }
     let pending: Vec<(Outgoing, Result<Pending, _>)> = outbox
         .into_iter()
@@ -737,6 +729,24 @@ async fn publish(shared: Arc<Shared>, outbox: Vec<Outgoing>) -> Option<Finish> {
     }))
 }
 
+/// Makes sure the topics of `outbox` exist, retrying until they do; false
+/// if the host stopped first.
+async fn topics_ready(w: &Shared, outbox: &[Outgoing]) -> bool {
+    if outbox.is_empty() {
+        return true;
+    }
+    let topics: Vec<Topic> = outbox.iter().map(|o| o.topic.clone()).collect();
+    let mut round = 1;
+    while let Err(e) = w.topics.ensure(&topics).await {
+        tracing::warn!(handler = %w.name, error = ?e, "cannot create the topics a handler publishes to; retrying");
+        if !pause(w, backoff(w.settings.retry.backoff, round)).await {
+            return false;
+        }
+        round += 1;
+    }
+    true
+}
+
 /// Publishes events the broker refused, until it takes every one or the
 /// host stops.
 async fn republish(w: &Shared, mut outbox: Vec<Outgoing>) -> Done {
@@ -746,10 +756,8 @@ async fn republish(w: &Shared, mut outbox: Vec<Outgoing>) -> Done {
             return Done::Abandoned;
         }
         round += 1;
-        let topics: Vec<Topic> = outbox.iter().map(|o| o.topic.clone()).collect();
-        if let Err(e) = w.topics.ensure(&topics).await {
-            tracing::warn!(handler = %w.name, error = ?e, "cannot create the topics a handler publishes to; retrying");
-            continue;
+        if !topics_ready(w, &outbox).await {
+            return Done::Abandoned;
         }
         let sends = outbox
             .iter()
