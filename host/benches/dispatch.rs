@@ -10,6 +10,11 @@
 //! component in a fresh instance per event (given the empty handler's
 //! event), to compare how components are built.
 //!
+//! `DISPATCH_QUICK=1` skips criterion and prints, for each fresh-instance
+//! case, the fastest of 30 batches of 2,000 events: on a shared machine the
+//! fastest batch moves far less between runs than a mean, so A/B
+//! comparisons of engine settings can be read from it.
+//!
 //! `cargo bench -p event-host --bench dispatch`. Figures go in BENCHMARKS.md.
 
 #[path = "../tests/support/mod.rs"]
@@ -104,6 +109,26 @@ fn dispatch(c: &mut Criterion) {
         ..event.clone()
     };
 
+    if std::env::var_os("DISPATCH_QUICK").is_some() {
+        let mut cases = vec![
+            ("user handler", &component, &event),
+            ("empty handler", &noop, &noop_event),
+        ];
+        let other = std::env::var_os("DISPATCH_COMPONENT").map(|path| {
+            let bytes = std::fs::read(&path).expect("DISPATCH_COMPONENT: cannot read the file");
+            rt.block_on(runtime.load("other", bytes))
+                .expect("DISPATCH_COMPONENT: not a handler component")
+        });
+        if let Some(other) = &other {
+            cases.push(("DISPATCH_COMPONENT", other, &noop_event));
+        }
+        for (name, component, event) in cases {
+            let fastest = rt.block_on(fastest_batch(component, event, &delivery));
+            println!("{name}, fresh instance per event: fastest batch {fastest:.2?} per event");
+        }
+        return;
+    }
+
     let mut group = c.benchmark_group("dispatch");
     group.bench_function("native call", |b| b.iter(|| native(&event)));
     // A fresh instance per event, as the host runs them.
@@ -152,6 +177,20 @@ fn dispatch(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// The per-event time of the fastest of 30 batches of 2,000 events.
+async fn fastest_batch(component: &Component, event: &WitEvent, delivery: &Delivery) -> Duration {
+    const BATCH: u32 = 2_000;
+    let mut fastest = Duration::MAX;
+    for _ in 0..30 {
+        let started = Instant::now();
+        for _ in 0..BATCH {
+            component.handle(event, delivery).await.expect("handled");
+        }
+        fastest = fastest.min(started.elapsed() / BATCH);
+    }
+    fastest
 }
 
 criterion_group!(benches, dispatch);
