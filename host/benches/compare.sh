@@ -4,6 +4,7 @@
 #
 #   host/benches/compare.sh
 #   RATES=250,500,1000 DURATION=20s host/benches/compare.sh
+#   MODE=capacity host/benches/compare.sh
 #
 # For each server and each rate: a fresh tansu broker (memory engine), a
 # fresh server, then host/examples/loadgen.rs at that rate (POST /users at a
@@ -18,7 +19,14 @@
 # The demo connects to localhost:9092 (hard-coded), so its broker takes port
 # 9092, which must be free.
 #
+# MODE=capacity measures the other way, closed loop, as the performance
+# issue measured the demo: `wrk -t2 -c32 -d10s` POSTs /users as fast as each
+# server answers (needs wrk: `apt-get install wrk`). It reports requests
+# per second, wrk's latency percentiles and each process's CPU.
+#
 # Settings (environment):
+#   MODE         open (default: the open-loop rates below) or capacity
+#   CONNECTIONS  capacity: wrk's connections (32)
 #   RATES        requests per second, one run each (500,1000,2000,4000)
 #   DURATION     length of each run (10s)
 #   DRAIN        wait for outstanding chains after a run (15s: the demo's
@@ -34,6 +42,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+MODE=${MODE:-open}
+CONNECTIONS=${CONNECTIONS:-32}
 RATES=${RATES:-500,1000,2000,4000}
 DURATION=${DURATION:-10s}
 DRAIN=${DRAIN:-15s}
@@ -166,6 +176,62 @@ run_side() { # side label
     "$BIN/loadgen" --merge "${jsons[@]}" > "$OUT/$label.md"
 }
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# Closed loop: wrk as fast as the server answers, on fresh processes.
+capacity_side() { # side label
+    local side=$1 label=$2 server0 broker0 server1 broker1 started ended
+    "start_$side" capacity
+    say "$label: wrk -t2 -c$CONNECTIONS -d$DURATION ($URL, pid $SERVER_PID; broker pid $BROKER_PID)"
+    curl -sf -o /dev/null -X POST "$URL/users" -H 'content-type: application/json' \
+        -d '{"name":"Warm Up","email":"warm@example.com","age":30}'
+    # The first seconds open connections and (for the demo) warm the JIT.
+    wrk -t2 -c"$CONNECTIONS" -d2s -s "$OUT/post-users.lua" "$URL/users" > /dev/null 2>&1
+    server0=$(cpu_ticks "$SERVER_PID")
+    broker0=$(cpu_ticks "$BROKER_PID")
+    started=$(date +%s.%N)
+    wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$OUT/post-users.lua" "$URL/users" > "$OUT/$label-capacity.txt" 2>&1
+    ended=$(date +%s.%N)
+    server1=$(cpu_ticks "$SERVER_PID")
+    broker1=$(cpu_ticks "$BROKER_PID")
+    local rss
+    rss=$(awk '/^VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$SERVER_PID/status")
+    awk -v label="$label" -v s=$((server1 - server0)) -v b=$((broker1 - broker0)) \
+        -v t0="$started" -v t1="$ended" -v hz="$(getconf CLK_TCK)" -v rss="$rss" '
+        /^Requests\/sec:/ { rps = $2 }
+        /^RESULT / { p50 = $2; p99 = $3; p999 = $4; non2xx = $5; errors = $6 }
+        END {
+            t = t1 - t0
+            if (rps == "" || p50 == "") { print "| " label " | wrk failed | | | | | | |"; exit }
+            printf "| %s | %.0f | %s | %s | %s | %d | %.0f | %.0f | %s |\n", label, rps, p50, p99, p999,
+                non2xx + errors, 100 * s / hz / t, 100 * b / hz / t, rss
+        }' "$OUT/$label-capacity.txt" >> "$OUT/capacity.md"
+    stop_all
+}
+
+write_wrk_script() {
+    cat > "$OUT/post-users.lua" << 'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"name":"John Doe","email":"john@example.com","age":30}'
+local bad = 0
+response = function(status, headers, body)
+  if status ~= 201 then bad = bad + 1 end
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %.2f %.2f %.2f %d %d\n", latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, latency:percentile(99.9) / 1000, bad,
+    e.connect + e.read + e.write + e.timeout))
+end
+LUA
+}
+
+if [[ $MODE == capacity ]] && ! command -v wrk > /dev/null; then
+    echo "MODE=capacity needs wrk: apt-get install wrk" >&2
+    exit 1
+fi
+
 say "building event-host and the load generator (release)"
 (cd "$ROOT" && cargo build --release -p event-host --bin event-host --example loadgen)
 # The binaries under test, copied: a rebuild meanwhile cannot swap them.
@@ -179,8 +245,17 @@ if ((busy > 15)); then
     echo "warning: something else is using the machine ($busy % busy): figures will be off" >&2
 fi
 
+if [[ $MODE == capacity ]]; then
+    write_wrk_script
+    : > "$OUT/capacity.md"
+fi
+
+run() { # side label
+    if [[ $MODE == capacity ]]; then capacity_side "$@"; else run_side "$@"; fi
+}
+
 if [[ $ONLY != demo ]]; then
-    run_side host event-host
+    run host event-host
 fi
 
 if [[ $ONLY != host ]]; then
@@ -194,7 +269,7 @@ if [[ $ONLY != host ]]; then
     chmod u+w "$DEMO_DIR"/*
     (cd "$DEMO_DIR" && npm install --omit=dev --no-audit --no-fund --loglevel=error > "$OUT/npm.log" 2>&1)
     DEMO_VERSIONS="node $(node --version), kafkajs $(node -p "require('$DEMO_DIR/node_modules/kafkajs/package.json').version"), express $(node -p "require('$DEMO_DIR/node_modules/express/package.json').version")"
-    run_side demo node-demo
+    run demo node-demo
 fi
 
 tree="$(git -C "$ROOT" rev-parse --short HEAD)"
@@ -202,12 +277,24 @@ if ! git -C "$ROOT" diff --quiet HEAD -- Cargo.toml Cargo.lock host/src host/bui
     tree="$tree + uncommitted changes ($(git -C "$ROOT" diff --stat HEAD -- Cargo.toml Cargo.lock host/src host/build.rs handlers wit | tail -1 | sed 's/^ *//'))"
 fi
 echo
-echo "## event-host vs the original demo, open loop ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+if [[ $MODE == capacity ]]; then
+    echo "## event-host vs the original demo, closed loop: POST /users capacity ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+else
+    echo "## event-host vs the original demo, open loop ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+fi
 echo
 echo "- machine: $(nproc) vCPU ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), $(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r); $busy % busy before the runs"
 echo "- broker, server and load generator all share these $(nproc) vCPUs; every rate runs on a fresh tansu (memory engine) and a fresh server"
 echo "- versions: $(rustc --version | cut -d' ' -f1-2), $(tansu --version 2> /dev/null || echo 'tansu ?')${DEMO_VERSIONS:+, $DEMO_VERSIONS}"
 echo "- event-host: $tree${HOST_ENV:+, with $HOST_ENV}"
+if [[ $MODE == capacity ]]; then
+    echo "- wrk -t2 -c$CONNECTIONS -d$DURATION after a 2 s warm-up; reports and logs in $OUT"
+    echo
+    echo "| server | requests/s | p50 ms | p99 ms | p99.9 ms | not 201 | server CPU % | broker CPU % | server peak RSS MiB |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    cat "$OUT/capacity.md"
+    exit 0
+fi
 echo "- rates $RATES, $DURATION each; reports, JSON and logs in $OUT"
 for label in event-host node-demo; do
     if [[ -f $OUT/$label.md ]]; then cat "$OUT/$label.md"; fi

@@ -51,6 +51,11 @@ impl Pending {
     }
 }
 
+/// `linger.ms` as librdkafka reads it: milliseconds, to the microsecond.
+fn linger_ms(linger: Duration) -> String {
+    format!("{:.3}", linger.as_micros() as f64 / 1000.0)
+}
+
 #[derive(Clone)]
 pub struct Publisher {
     producer: FutureProducer,
@@ -64,7 +69,8 @@ impl Publisher {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             // Low by default: an API call waits for its event to be stored.
-            .set("linger.ms", linger.as_millis().to_string())
+            // librdkafka takes fractions of a millisecond.
+            .set("linger.ms", linger_ms(linger))
             .set("message.timeout.ms", timeout.as_millis().to_string())
             .create()?;
         Ok(Self { producer })
@@ -144,5 +150,17 @@ impl Publisher {
         if let Err(e) = self.producer.flush(timeout) {
             tracing::warn!(error = %e, "some published events may not have been delivered");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linger_is_written_in_milliseconds_with_fractions() {
+        assert_eq!(linger_ms(Duration::ZERO), "0.000");
+        assert_eq!(linger_ms(Duration::from_micros(500)), "0.500");
+        assert_eq!(linger_ms(Duration::from_millis(20)), "20.000");
     }
 }
