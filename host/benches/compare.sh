@@ -202,7 +202,7 @@ capacity_side() { # side label
         /^RESULT / { p50 = $2; p99 = $3; p999 = $4; non2xx = $5; errors = $6 }
         END {
             t = t1 - t0
-            if (rps == "" || p50 == "") { print "| " label " | wrk failed | | | | | | |"; exit }
+            if (rps == "" || p50 == "") { print "| " label " | wrk failed | | | | | | | |"; exit }
             printf "| %s | %.0f | %s | %s | %s | %d | %.0f | %.0f | %s |\n", label, rps, p50, p99, p999,
                 non2xx + errors, 100 * s / hz / t, 100 * b / hz / t, rss
         }' "$OUT/$label-capacity.txt" >> "$OUT/capacity.md"
