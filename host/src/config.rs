@@ -60,6 +60,12 @@ pub struct Config {
     #[arg(long, env = "PREFETCH_KIB", default_value_t = 4096)]
     pub prefetch_kib: usize,
 
+    /// How often each handler's consumer reports its lag (events waiting on
+    /// its partitions), shown by `GET /handlers`. librdkafka gathers it with
+    /// its statistics, which cost a little CPU each time.
+    #[arg(long, env = "LAG_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub lag_interval_ms: u64,
+
     /// How long the producer waits to batch events before sending, in ms;
     /// fractions allowed (`0.5`). 0 favours latency at low and moderate
     /// rates (an API call waits for its event to be stored). Under sustained

@@ -1,6 +1,7 @@
 //! Counters of one handler's consume loop: written by the loop, read by the
 //! API. Plain atomics, so the hot path never takes a lock to count.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -13,6 +14,8 @@ pub struct Stats {
     in_flight: AtomicU64,
     assigned: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// Events waiting per assigned partition, as librdkafka last reported.
+    lag: Mutex<Option<BTreeMap<String, u64>>>,
 }
 
 /// A consistent-enough copy of [`Stats`] for reporting.
@@ -29,6 +32,12 @@ pub struct Snapshot {
     pub dead_lettered: u64,
     /// Handler calls running now.
     pub in_flight: u64,
+    /// Events on this instance's partitions not yet handled, as of the
+    /// consumer's last report (every `LAG_INTERVAL_MS`); none before the
+    /// first report and while the handler has no consumer.
+    pub lag: Option<u64>,
+    /// The same per partition, keyed `topic/partition`.
+    pub lag_by_partition: BTreeMap<String, u64>,
 }
 
 impl Stats {
@@ -64,6 +73,11 @@ impl Stats {
         self.assigned.load(Ordering::Acquire)
     }
 
+    /// Replaces the lag with the consumer's latest report (none: unknown).
+    pub fn set_lag(&self, lag: Option<BTreeMap<String, u64>>) {
+        *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = lag;
+    }
+
     pub fn last_error(&self) -> Option<String> {
         self.last_error
             .lock()
@@ -72,7 +86,10 @@ impl Stats {
     }
 
     pub fn snapshot(&self) -> Snapshot {
+        let lag_by_partition = self.lag.lock().unwrap_or_else(|p| p.into_inner()).clone();
         Snapshot {
+            lag: lag_by_partition.as_ref().map(|l| l.values().sum()),
+            lag_by_partition: lag_by_partition.unwrap_or_default(),
             handled: self.handled.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
@@ -115,11 +132,28 @@ mod tests {
                 skipped: 1,
                 dead_lettered: 1,
                 in_flight: 0,
+                lag: None,
+                lag_by_partition: BTreeMap::new(),
             }
         );
         assert_eq!(s.last_error().as_deref(), Some("second"));
         assert!(!s.is_assigned());
         s.set_assigned(true);
         assert!(s.is_assigned());
+    }
+
+    #[test]
+    fn lag_adds_up_the_partitions_and_can_be_unknown() {
+        let s = Stats::default();
+        s.set_lag(Some(BTreeMap::from([
+            ("user-events/0".to_string(), 3),
+            ("user-events/2".to_string(), 4),
+        ])));
+        let snap = s.snapshot();
+        assert_eq!(snap.lag, Some(7));
+        assert_eq!(snap.lag_by_partition.len(), 2);
+        s.set_lag(None);
+        assert_eq!(s.snapshot().lag, None);
+        assert!(s.snapshot().lag_by_partition.is_empty());
     }
 }

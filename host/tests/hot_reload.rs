@@ -397,3 +397,48 @@ async fn swap_under_load(brokers: Option<&str>) {
     assert_eq!(host.stats("echo").await["handled"], EVENTS);
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_handler_shows_its_waiting_events_as_lag() {
+    let dir = temp_handlers_dir("lag");
+    std::fs::copy(test_component("fault-handler"), dir.join("faulty.wasm")).unwrap();
+    let mut c = config(&dir, None);
+    c.admin_token = Some("s3cret".into());
+    c.lag_interval_ms = 200;
+    let host = TestHost::start(c).await;
+    let admin = |path: &str| host.http.post(host.url(path)).bearer_auth("s3cret").send();
+
+    // One event handled on the user's partition gives it a position.
+    host.fault("ok", Some("lagging-user"), json!({})).await;
+    host.wait_for_handler("faulty", "handle the first event and report no lag", |h| {
+        h["stats"]["handled"] == 1 && h["stats"]["lag"] == 0
+    })
+    .await;
+
+    assert_eq!(admin("/handlers/faulty/pause").await.unwrap().status(), 200);
+    for _ in 0..10 {
+        host.fault("ok", Some("lagging-user"), json!({})).await;
+    }
+    let h = host
+        .wait_for_handler("faulty", "report the 10 waiting events", |h| {
+            h["stats"]["lag"] == 10
+        })
+        .await;
+    let by_partition = h["stats"]["lagByPartition"].as_object().unwrap();
+    assert_eq!(
+        by_partition.values().filter(|l| **l == 10).count(),
+        1,
+        "all on the user's partition: {h}"
+    );
+    assert!(by_partition.keys().all(|k| k.starts_with("faults/")), "{h}");
+
+    assert_eq!(
+        admin("/handlers/faulty/resume").await.unwrap().status(),
+        200
+    );
+    host.wait_for_handler("faulty", "catch up: handle all 11, no lag", |h| {
+        h["stats"]["handled"] == 11 && h["stats"]["lag"] == 0
+    })
+    .await;
+    host.stop().await;
+}

@@ -25,7 +25,7 @@
 //! unchanged to `<topic>.dlq` with headers saying why, and the partition
 //! moves on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,7 +37,7 @@ use futures_util::stream::FuturesOrdered;
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
-use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext, Message, Offset, Statistics, TopicPartitionList};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +74,8 @@ pub struct ConsumerSettings {
     /// What librdkafka may hold fetched ahead, per assigned partition, in
     /// KiB (`queued.max.messages.kbytes`).
     pub prefetch_kib: usize,
+    /// How often librdkafka reports statistics, from which the lag comes.
+    pub lag_interval: Duration,
 }
 
 /// Where a replay starts, on every partition this instance consumes.
@@ -134,6 +136,7 @@ impl HandlerLoop {
             stats: stats.clone(),
             consumer: OnceLock::new(),
             assignments: assignments_tx,
+            assigned: Mutex::default(),
         };
         let consumer: LoopConsumer = ClientConfig::new()
             .set("bootstrap.servers", &settings.brokers)
@@ -160,6 +163,10 @@ impl HandlerLoop {
             // A full queue postpones that partition's next fetch by this
             // much (librdkafka's default, 1 s, lets a fast lane run dry).
             .set("fetch.queue.backoff.ms", "10")
+            .set(
+                "statistics.interval.ms",
+                settings.lag_interval.as_millis().to_string(),
+            )
             .create_with_context(context)?;
         let consumer = Arc::new(consumer);
         // Lets the rebalance callback split each assigned partition's queue
@@ -479,6 +486,7 @@ impl Worker {
             // Dropping the consumer closes it: it leaves the group.
             drop(consumer);
             stats.set_assigned(false);
+            stats.set_lag(None);
             tracing::info!(handler = %name, "consumer group left");
         })
         .await;
@@ -863,16 +871,48 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
     capped.mul_f64(0.75 + fastrand::f64() * 0.5)
 }
 
-/// Reports group membership changes into the handler's stats and the log.
+/// Reports group membership changes and the lag into the handler's stats
+/// and the log.
 struct LoopContext {
     name: String,
     stats: Arc<Stats>,
     /// The consumer this context belongs to, set once it exists.
     consumer: OnceLock<Weak<LoopConsumer>>,
     assignments: mpsc::UnboundedSender<Assignment>,
+    /// The partitions assigned to this instance: statistics also list
+    /// partitions it knows of but does not consume.
+    assigned: Mutex<BTreeSet<(String, i32)>>,
 }
 
-impl ClientContext for LoopContext {}
+impl ClientContext for LoopContext {
+    fn stats(&self, statistics: Statistics) {
+        let assigned = self.assigned.lock().unwrap_or_else(|p| p.into_inner());
+        self.stats.set_lag(Some(lag(&statistics, &assigned)));
+    }
+}
+
+/// Events waiting on each assigned partition, keyed `topic/partition`: from
+/// the partition's end to the offset stored for the next commit (the event
+/// after the last one handled and acknowledged), or else to the last
+/// committed one. A partition with neither yet (no event handled since the
+/// group first consumed it) is left out.
+fn lag(statistics: &Statistics, assigned: &BTreeSet<(String, i32)>) -> BTreeMap<String, u64> {
+    let mut lag = BTreeMap::new();
+    for (topic, t) in &statistics.topics {
+        for (&partition, p) in &t.partitions {
+            if !assigned.contains(&(topic.clone(), partition)) {
+                continue;
+            }
+            let waiting = [p.consumer_lag_stored, p.consumer_lag]
+                .into_iter()
+                .find_map(|l| u64::try_from(l).ok());
+            if let Some(waiting) = waiting {
+                lag.insert(format!("{topic}/{partition}"), waiting);
+            }
+        }
+    }
+    lag
+}
 
 impl ConsumerContext for LoopContext {
     fn post_rebalance(
@@ -882,6 +922,15 @@ impl ConsumerContext for LoopContext {
     ) {
         match rebalance {
             Rebalance::Assign(partitions) => {
+                self.assigned
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(
+                        partitions
+                            .elements()
+                            .iter()
+                            .map(|p| (p.topic().to_string(), p.partition())),
+                    );
                 // Split each partition's queue off now, right after the
                 // assignment and before its first fetch, so none of its
                 // events go through the consumer's own queue.
@@ -901,11 +950,17 @@ impl ConsumerContext for LoopContext {
                 self.stats.set_assigned(true);
             }
             Rebalance::Revoke(partitions) => {
-                let revoked = partitions
+                let revoked: Vec<_> = partitions
                     .elements()
                     .iter()
                     .map(|p| (p.topic().to_string(), p.partition()))
                     .collect();
+                {
+                    let mut assigned = self.assigned.lock().unwrap_or_else(|p| p.into_inner());
+                    for p in &revoked {
+                        assigned.remove(p);
+                    }
+                }
                 let _ = self.assignments.send(Assignment::Revoked(revoked));
                 tracing::info!(handler = %self.name, partitions = partitions.count(), "partitions revoked");
             }
@@ -929,6 +984,44 @@ impl ConsumerContext for LoopContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lag_counts_assigned_partitions_with_a_known_position() {
+        use rdkafka::statistics::{Partition, Topic};
+        let partition = |stored: i64, committed: i64| Partition {
+            consumer_lag_stored: stored,
+            consumer_lag: committed,
+            ..Default::default()
+        };
+        let statistics = Statistics {
+            topics: HashMap::from([(
+                "user-events".to_string(),
+                Topic {
+                    partitions: HashMap::from([
+                        (0, partition(5, 9)),
+                        // Nothing stored since the start: the commit counts.
+                        (1, partition(-1, 2)),
+                        // Neither known yet: left out.
+                        (2, partition(-1, -1)),
+                        // Not assigned to this instance.
+                        (3, partition(7, 7)),
+                        // librdkafka's internal "unassigned" partition.
+                        (-1, partition(0, 0)),
+                    ]),
+                    ..Default::default()
+                },
+            )]),
+            ..Default::default()
+        };
+        let assigned = (0..3).map(|p| ("user-events".to_string(), p)).collect();
+        assert_eq!(
+            lag(&statistics, &assigned),
+            BTreeMap::from([
+                ("user-events/0".to_string(), 5),
+                ("user-events/1".to_string(), 2),
+            ])
+        );
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {

@@ -99,6 +99,7 @@ impl Bus {
             session_timeout: Duration::from_millis(config.session_timeout_ms),
             fetch_wait: Duration::from_millis(config.fetch_wait_ms),
             prefetch_kib: config.prefetch_kib,
+            lag_interval: Duration::from_millis(config.lag_interval_ms),
             max_retry_time: Duration::from_millis(config.max_retry_time_ms),
             partition_concurrency: config.partition_concurrency,
         };
