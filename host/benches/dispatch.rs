@@ -109,16 +109,17 @@ fn dispatch(c: &mut Criterion) {
         ..event.clone()
     };
 
+    let other = std::env::var_os("DISPATCH_COMPONENT").map(|path| {
+        let bytes = std::fs::read(&path).expect("DISPATCH_COMPONENT: cannot read the file");
+        rt.block_on(runtime.load("other", bytes))
+            .expect("DISPATCH_COMPONENT: not a handler component")
+    });
+
     if std::env::var_os("DISPATCH_QUICK").is_some() {
         let mut cases = vec![
             ("user handler", &component, &event),
             ("empty handler", &noop, &noop_event),
         ];
-        let other = std::env::var_os("DISPATCH_COMPONENT").map(|path| {
-            let bytes = std::fs::read(&path).expect("DISPATCH_COMPONENT: cannot read the file");
-            rt.block_on(runtime.load("other", bytes))
-                .expect("DISPATCH_COMPONENT: not a handler component")
-        });
         if let Some(other) = &other {
             cases.push(("DISPATCH_COMPONENT", other, &noop_event));
         }
@@ -151,14 +152,10 @@ fn dispatch(c: &mut Criterion) {
         &noop,
         &noop_event,
     );
-    if let Some(path) = std::env::var_os("DISPATCH_COMPONENT") {
-        let bytes = std::fs::read(&path).expect("DISPATCH_COMPONENT: cannot read the file");
-        let other = rt
-            .block_on(runtime.load("other", bytes))
-            .expect("DISPATCH_COMPONENT: not a handler component");
+    if let Some(other) = &other {
         fresh(
             "wasm, fresh instance per event, DISPATCH_COMPONENT",
-            &other,
+            other,
             &noop_event,
         );
     }

@@ -71,8 +71,8 @@ pub struct Config {
     /// rates (an API call waits for its event to be stored). Under sustained
     /// load, 0.5–1 costs the host far less CPU per event and lowers the
     /// tail; 5–20 makes bigger batches still (BENCHMARKS.md has figures).
-    #[arg(long, env = "LINGER_MS", default_value = "0", value_parser = parse_linger)]
-    pub linger_ms: Duration,
+    #[arg(long = "linger-ms", env = "LINGER_MS", default_value = "0", value_parser = parse_linger)]
+    pub linger: Duration,
 
     /// Attempts per event before it is dead-lettered (retryable errors and traps).
     #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 3)]
@@ -163,10 +163,6 @@ impl Config {
         SocketAddr::new(self.bind_address, self.port)
     }
 
-    pub fn linger(&self) -> Duration {
-        self.linger_ms
-    }
-
     pub fn handler_timeout(&self) -> Duration {
         Duration::from_millis(self.handler_timeout_ms)
     }
@@ -229,9 +225,9 @@ mod tests {
     #[test]
     fn linger_takes_fractions_of_a_millisecond() {
         let parse = |v: &str| Config::try_parse_from(["event-host", "--linger-ms", v]);
-        assert_eq!(Config::defaults().linger(), Duration::ZERO);
-        assert_eq!(parse("0.5").unwrap().linger(), Duration::from_micros(500));
-        assert_eq!(parse("5").unwrap().linger(), Duration::from_millis(5));
+        assert_eq!(Config::defaults().linger, Duration::ZERO);
+        assert_eq!(parse("0.5").unwrap().linger, Duration::from_micros(500));
+        assert_eq!(parse("5").unwrap().linger, Duration::from_millis(5));
         for bad in ["-1", "soon", "NaN", "900001"] {
             assert!(parse(bad).is_err(), "{bad} was accepted");
         }

@@ -87,7 +87,7 @@ impl Bus {
         let publisher = Publisher::new(
             &info.bootstrap_servers,
             config.publish_timeout(),
-            config.linger(),
+            config.linger,
         )?;
         let settings = ConsumerSettings {
             brokers: info.bootstrap_servers.clone(),
