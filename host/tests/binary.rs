@@ -43,3 +43,59 @@ fn sigterm_stops_the_host_cleanly() {
 fn sigint_stops_the_host_cleanly() {
     run_and_stop("-INT");
 }
+
+/// A handler's log lines (through the SDK) and its printed text (WASI stdout
+/// and stderr) reach the host's log in the order written, at their levels,
+/// tagged with the handler and the event.
+#[test]
+fn handler_log_lines_keep_their_level_and_order() {
+    let dir = support::temp_handlers_dir("binary-log-levels");
+    std::fs::copy(
+        support::test_component("fault-handler"),
+        dir.join("faulty.wasm"),
+    )
+    .unwrap();
+    let mut host = HostProcess::spawn(&[
+        ("HANDLERS_DIR", dir.to_str().unwrap()),
+        ("RUST_LOG", "info,event_host::runtime=debug,rdkafka=warn"),
+    ]);
+    host.wait_for("ready: every handler is consuming");
+
+    let r = reqwest::blocking::Client::new()
+        .post(format!("http://{}/events/faults", host.addr))
+        .json(&serde_json::json!({"type": "FAULT", "data": {"action": "log"}}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<serde_json::Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let expected = [
+        ("DEBUG", "a debug line"),
+        ("INFO", "an info line"),
+        ("INFO", "in two lines"),
+        ("INFO", "printed, then finished"),
+        ("WARN", "a warning"),
+        ("WARN", "to stderr"),
+        ("ERROR", "an error, id "),
+        ("WARN", "no final newline"),
+    ];
+    let first = host.wait_for("a debug line");
+    let mut lines = vec![first];
+    for _ in 1..expected.len() {
+        lines.push(host.wait_for("handler=faulty"));
+    }
+    for (line, (level, text)) in lines.iter().zip(expected) {
+        assert!(line.contains(level), "{line:?} is not at {level}");
+        assert!(line.contains(text), "{line:?} does not say {text:?}");
+        assert!(line.contains("handler=faulty"), "{line}");
+        assert!(line.contains(&format!("event_id={id}")), "{line}");
+    }
+    // The id came from the host: a UUID v4.
+    let after = lines[6].split("an error, id ").nth(1).unwrap();
+    let uuid = after.get(..36).unwrap_or(after);
+    let uuid = uuid::Uuid::parse_str(uuid).unwrap_or_else(|e| panic!("{uuid:?}: {e}"));
+    assert_eq!(uuid.get_version_num(), 4);
+}

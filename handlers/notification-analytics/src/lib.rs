@@ -17,7 +17,7 @@ impl Guest for NotificationAnalytics {
     }
 
     fn handle(event: Event, _delivery: Delivery) -> Result<(), HandlerError> {
-        println!("{}", analytics_line(&event)?);
+        handler_sdk::info!("{}", analytics_line(&event)?);
         Ok(())
     }
 }

@@ -30,7 +30,7 @@ pub fn send(user_id: Option<&str>, message: &str, kind: &str) -> Result<(), Hand
         sent_at: crate::now(),
     };
     let to = user_id.unwrap_or("anonymous");
-    println!("sending {kind} notification to user {to}: {message}");
+    crate::info!("sending {kind} notification to user {to}: {message}");
     crate::publish(TOPIC, NOTIFICATION_SENT, user_id, &notification)?;
     Ok(())
 }

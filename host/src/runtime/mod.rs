@@ -27,7 +27,7 @@ use wasmtime::{
 pub use bindings::{Delivery, Event as WitEvent};
 use bindings::{HandlerError, HandlerPre};
 use state::HostState;
-pub use state::Outgoing;
+pub use state::{Level, Outgoing};
 
 use crate::event::{Event, Topic};
 
@@ -246,16 +246,7 @@ impl Component {
         }
         .await;
         let state = store.into_data();
-        let lines = state.output.lines();
-        if !lines.is_empty() {
-            let (allowed, dropped) = self.0.log_budget.take(lines.len());
-            for line in &lines[..allowed] {
-                tracing::info!(handler = %self.0.name, event_id = %event.id, "{line}");
-            }
-            if dropped > 0 {
-                tracing::warn!(handler = %self.0.name, dropped, "handler output over {LOG_LINES_PER_SECOND} lines/s dropped");
-            }
-        }
+        self.log(&event.id, state.output.finish());
         match result {
             Ok(Ok(())) => Ok(Outcome {
                 outbox: state.outbox,
@@ -266,6 +257,40 @@ impl Component {
                 Err(Failure::Timeout(self.0.limits.timeout))
             }
             Err(e) => Err(Failure::Trap(error_text(&e))),
+        }
+    }
+}
+
+impl Component {
+    /// Logs what one invocation logged and printed, at its levels, within
+    /// the handler's rate limit.
+    fn log(&self, event_id: &str, mut lines: Vec<(Level, String)>) {
+        // Lines the log filter would discard do not use up the budget.
+        lines.retain(|(level, _)| match level {
+            Level::Debug => tracing::enabled!(tracing::Level::DEBUG),
+            Level::Info => tracing::enabled!(tracing::Level::INFO),
+            Level::Warn => tracing::enabled!(tracing::Level::WARN),
+            Level::Error => tracing::enabled!(tracing::Level::ERROR),
+        });
+        if lines.is_empty() {
+            return;
+        }
+        let handler = &self.0.name;
+        let (allowed, dropped) = self.0.log_budget.take(lines.len());
+        for (level, line) in &lines[..allowed] {
+            match level {
+                Level::Debug => tracing::debug!(%handler, %event_id, "{line}"),
+                Level::Info => tracing::info!(%handler, %event_id, "{line}"),
+                Level::Warn => tracing::warn!(%handler, %event_id, "{line}"),
+                Level::Error => tracing::error!(%handler, %event_id, "{line}"),
+            }
+        }
+        if dropped > 0 {
+            tracing::warn!(
+                %handler,
+                dropped,
+                "handler output over {LOG_LINES_PER_SECOND} lines/s dropped"
+            );
         }
     }
 }

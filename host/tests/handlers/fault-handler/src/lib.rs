@@ -2,7 +2,8 @@
 //! type on `faults` and does what the event's `data.action` says:
 //! `ok`, `echo` (publishes the data to `faults-out`), `trap`, `fail` (retryable), `fatal`, `loop` (forever), `alloc`
 //! (without end), `fail-first` (fails until attempt `data.attempts`),
-//! `publish-then-fail`.
+//! `publish-then-fail`, `log` (logs at every level through the host, and
+//! prints to stdout and stderr).
 
 use handler_sdk::{Delivery, Description, Event, Guest, HandlerError};
 use serde::Deserialize;
@@ -50,6 +51,19 @@ impl Guest for FaultHandler {
             "publish-then-fail" => {
                 handler_sdk::publish("faults-out", "SHOULD_NOT_APPEAR", None, &"x")?;
                 Err(HandlerError::Retryable("published, then failed".into()))
+            }
+            "log" => {
+                handler_sdk::debug!("a debug line");
+                print!("printed, ");
+                handler_sdk::info!("an info line\nin two lines");
+                println!("then finished");
+                handler_sdk::warn!("a warning");
+                eprintln!("to stderr");
+                handler_sdk::error!("an error, id {}", handler_sdk::new_id());
+                // stderr is unbuffered: this reaches the host without a
+                // newline, and still makes a line of its own.
+                eprint!("no final newline");
+                Ok(())
             }
             other => Err(HandlerError::Fatal(format!("unknown action {other}"))),
         }
