@@ -30,6 +30,7 @@
 //! | `CONSUME_BROKERS` | `tansu,embedded` | which brokers to run on |
 //! | `CONSUME_SIDES` | `raw,host` | which sides to run |
 //! | `CONSUME_ROUNDS` | 1 | drains per case and side, alternating raw and host |
+//! | `CONSUME_RAW_PREFETCH_KIB` | the host's `PREFETCH_KIB` | the raw loops' `queued.max.messages.kbytes` |
 //! | `CONSUME_SMOKE` | unset | `1`: 2000 events, 3 partitions, 1 idle handler: checks that it runs |
 
 #[path = "../tests/support/mod.rs"]
@@ -521,9 +522,19 @@ impl ProducerContext for Delivered {
 }
 
 /// The host's consumer settings (`HandlerLoop::start` in
-/// host/src/bus/consumer.rs, with the default configuration), in group
-/// `group`.
+/// host/src/bus/consumer.rs), from the same configuration the host in this
+/// run reads (its defaults, or `FETCH_WAIT_MS`, `PREFETCH_KIB`... from the
+/// environment), in group `group`. `CONSUME_RAW_PREFETCH_KIB` gives the raw
+/// loops another prefetch, e.g. librdkafka's default (65536).
+///
+/// The raw loops read one queue for all partitions, so their prefetch is a
+/// total; the host splits a queue off per partition, so its is per
+/// partition.
 fn consumer_config(bootstrap: &str, group: &str) -> ClientConfig {
+    let host = event_host::config::Config::defaults();
+    let prefetch_kib = std::env::var("CONSUME_RAW_PREFETCH_KIB")
+        .map(|v| v.parse::<usize>().expect("CONSUME_RAW_PREFETCH_KIB: KiB"))
+        .unwrap_or(host.prefetch_kib);
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap)
         .set("group.id", group)
@@ -533,8 +544,10 @@ fn consumer_config(bootstrap: &str, group: &str) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .set("session.timeout.ms", "10000")
-        .set("fetch.wait.max.ms", "50");
+        .set("session.timeout.ms", host.session_timeout_ms.to_string())
+        .set("fetch.wait.max.ms", host.fetch_wait_ms.to_string())
+        .set("queued.max.messages.kbytes", prefetch_kib.to_string())
+        .set("fetch.queue.backoff.ms", "10");
     c
 }
 
