@@ -72,6 +72,8 @@ pub fn test_component(crate_name: &str) -> PathBuf {
                 "other-world",
                 "-p",
                 "bad-describe",
+                "-p",
+                "first-world",
             ])
             .arg("--target-dir")
             .arg(&target_dir)
