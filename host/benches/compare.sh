@@ -19,6 +19,21 @@
 # The demo connects to localhost:9092 (hard-coded), so its broker takes port
 # 9092, which must be free.
 #
+# KAFKA_BROKERS=host:port runs every step on that cluster instead of fresh
+# tansu brokers: the way to judge the latency targets on Apache Kafka, e.g.
+#
+#   docker compose up -d kafka
+#   KAFKA_BROKERS=localhost:9092 host/benches/compare.sh
+#
+# Both servers then share the cluster and its topics; the load generator
+# matches welcomes to its own requests. The demo's copy is pointed at the
+# cluster and its consumer groups get a `demo-` prefix (it uses the host's
+# group names). The host's groups resume from their last commit, so each
+# host run first waits until its handlers report no lag (events the demo
+# published meanwhile). The broker's CPU is not measured. (On tansu 0.6 a
+# shared broker can stall a new kafkajs group: it starts inside the last
+# record batch, which tansu's memory engine then never answers.)
+#
 # MODE=capacity measures the other way, closed loop, as the performance
 # issue measured the demo: `wrk -t2 -c32 -d10s` POSTs /users as fast as each
 # server answers (needs wrk: `apt-get install wrk`). It reports requests
@@ -36,6 +51,7 @@
 #   LOADGEN_ARGS more loadgen flags (see `loadgen --help`)
 #   DEMO_SRC     the demo's folder (../shared/demo)
 #   OUT          where reports and logs go (a new /tmp folder)
+#   KAFKA_BROKERS a running cluster to use instead of fresh tansu brokers
 #
 # Broker, server and load generator share this machine's cores; the report
 # says how busy each was, and how busy everything else on the machine was.
@@ -48,6 +64,7 @@ RATES=${RATES:-500,1000,2000,4000}
 DURATION=${DURATION:-10s}
 DRAIN=${DRAIN:-15s}
 ONLY=${ONLY:-}
+EXTERNAL_BROKERS=${KAFKA_BROKERS:-}
 HOST_ENV=${HOST_ENV:-}
 LOADGEN_ARGS=${LOADGEN_ARGS:-}
 DEMO_SRC=${DEMO_SRC:-$ROOT/../shared/demo}
@@ -108,7 +125,18 @@ wait_for() { # what seconds command...
 
 healthy() { curl -sf --max-time 2 -o /dev/null "$1/health"; }
 
+# Every handler has reported its lag, and it is 0 everywhere.
+caught_up() {
+    local handlers
+    handlers=$(curl -sf --max-time 2 "$1/handlers") || return 1
+    [[ $handlers == *'"lag":'* ]] && ! grep -Eq '"lag":(null|[1-9])' <<< "$handlers"
+}
+
 start_tansu() { # port log
+    if [[ -n $EXTERNAL_BROKERS ]]; then
+        BROKER_PID=
+        return
+    fi
     tansu broker --listener-url "tcp://127.0.0.1:$1" --advertised-listener-url "tcp://127.0.0.1:$1" \
         --storage-engine memory://tansu/ > "$2" 2>&1 &
     BROKER_PID=$!
@@ -121,16 +149,19 @@ start_host() { # log-suffix
     local kafka_port http_port
     kafka_port=$(free_port)
     start_tansu "$kafka_port" "$OUT/tansu-host-$1.log"
+    BROKERS=${EXTERNAL_BROKERS:-127.0.0.1:$kafka_port}
     http_port=$(free_port)
     # Without RUST_BACKTRACE: with it wasmtime captures a backtrace per event (BENCHMARKS.md).
     # shellcheck disable=SC2086 # HOST_ENV is a list of NAME=VALUE
-    (cd "$ROOT" && exec env -u RUST_BACKTRACE KAFKA_BROKERS="127.0.0.1:$kafka_port" PORT="$http_port" \
-        HANDLERS_DIR="$ROOT/handlers" $HOST_ENV "$BIN/event-host" > "$OUT/event-host-$1.log" 2>&1) &
+    (cd "$ROOT" && exec env -u RUST_BACKTRACE KAFKA_BROKERS="$BROKERS" PORT="$http_port" \
+        HANDLERS_DIR="$ROOT/handlers" LAG_INTERVAL_MS=500 $HOST_ENV "$BIN/event-host" > "$OUT/event-host-$1.log" 2>&1) &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
     URL=http://127.0.0.1:$http_port
-    BROKERS=127.0.0.1:$kafka_port
     wait_for "event-host" 60 healthy "$URL"
+    if [[ -n $EXTERNAL_BROKERS ]]; then
+        wait_for "event-host catching up with the cluster's backlog" 300 caught_up "$URL"
+    fi
 }
 
 start_demo() { # log-suffix
@@ -141,7 +172,7 @@ start_demo() { # log-suffix
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
     URL=http://127.0.0.1:$http_port
-    BROKERS=127.0.0.1:9092
+    BROKERS=${EXTERNAL_BROKERS:-127.0.0.1:9092}
     wait_for "the demo" 60 healthy "$URL"
 }
 
@@ -163,11 +194,11 @@ run_side() { # side label
     local jsons=()
     for rate in ${RATES//,/ }; do
         "start_$side" "$rate"
-        say "$label at $rate/s ($URL, pid $SERVER_PID; broker $BROKERS, pid $BROKER_PID)"
+        say "$label at $rate/s ($URL, pid $SERVER_PID; broker $BROKERS, pid ${BROKER_PID:-external})"
         # shellcheck disable=SC2086 # LOADGEN_ARGS is a list of flags
         "$BIN/loadgen" --url "$URL" --brokers "$BROKERS" --label "$label" --rates "$rate" \
             --duration "$DURATION" --drain "$DRAIN" \
-            --watch "server=$SERVER_PID" --watch "broker=$BROKER_PID" \
+            --watch "server=$SERVER_PID" ${BROKER_PID:+--watch "broker=$BROKER_PID"} \
             --json "$OUT/$label-$rate.json" $LOADGEN_ARGS \
             > "$OUT/$label-$rate.md" 2> >(tee -a "$OUT/$label.progress" >&2)
         jsons+=("$OUT/$label-$rate.json")
@@ -176,13 +207,14 @@ run_side() { # side label
     "$BIN/loadgen" --merge "${jsons[@]}" > "$OUT/$label.md"
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU ticks of a process; 0 when there is none (an external broker).
+cpu_ticks() { if [[ -n $1 ]]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi; }
 
 # Closed loop: wrk as fast as the server answers, on fresh processes.
 capacity_side() { # side label
     local side=$1 label=$2 server0 broker0 server1 broker1 started ended
     "start_$side" capacity
-    say "$label: wrk -t2 -c$CONNECTIONS -d$DURATION ($URL, pid $SERVER_PID; broker pid $BROKER_PID)"
+    say "$label: wrk -t2 -c$CONNECTIONS -d$DURATION ($URL, pid $SERVER_PID; broker pid ${BROKER_PID:-external})"
     curl -sf -o /dev/null -X POST "$URL/users" -H 'content-type: application/json' \
         -d '{"name":"Warm Up","email":"warm@example.com","age":30}'
     # The first seconds open connections and (for the demo) warm the JIT.
@@ -197,14 +229,15 @@ capacity_side() { # side label
     local rss
     rss=$(awk '/^VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$SERVER_PID/status")
     awk -v label="$label" -v s=$((server1 - server0)) -v b=$((broker1 - broker0)) \
-        -v t0="$started" -v t1="$ended" -v hz="$(getconf CLK_TCK)" -v rss="$rss" '
+        -v t0="$started" -v t1="$ended" -v hz="$(getconf CLK_TCK)" -v rss="$rss" -v external="$EXTERNAL_BROKERS" '
         /^Requests\/sec:/ { rps = $2 }
         /^RESULT / { p50 = $2; p99 = $3; p999 = $4; non2xx = $5; errors = $6 }
         END {
             t = t1 - t0
             if (rps == "" || p50 == "") { print "| " label " | wrk failed | | | | | | | |"; exit }
-            printf "| %s | %.0f | %s | %s | %s | %d | %.0f | %.0f | %s |\n", label, rps, p50, p99, p999,
-                non2xx + errors, 100 * s / hz / t, 100 * b / hz / t, rss
+            broker = external == "" ? sprintf("%.0f", 100 * b / hz / t) : "n/a"
+            printf "| %s | %.0f | %s | %s | %s | %d | %.0f | %s | %s |\n", label, rps, p50, p99, p999,
+                non2xx + errors, 100 * s / hz / t, broker, rss
         }' "$OUT/$label-capacity.txt" >> "$OUT/capacity.md"
     stop_all
 }
@@ -259,7 +292,7 @@ if [[ $ONLY != demo ]]; then
 fi
 
 if [[ $ONLY != host ]]; then
-    if port_in_use 9092; then
+    if [[ -z $EXTERNAL_BROKERS ]] && port_in_use 9092; then
         echo "port 9092 is in use: the demo needs it for its broker (it hard-codes localhost:9092)" >&2
         exit 1
     fi
@@ -267,6 +300,18 @@ if [[ $ONLY != host ]]; then
     DEMO_DIR=$(mktemp -d /tmp/event-host-demo.XXXXXX)
     cp "$DEMO_SRC/server.js" "$DEMO_SRC/package.json" "$DEMO_DIR/"
     chmod u+w "$DEMO_DIR"/*
+    if [[ -n $EXTERNAL_BROKERS ]]; then
+        # The demo hard-codes localhost:9092; point its copy at the cluster.
+        list="'$(printf '%s' "$EXTERNAL_BROKERS" | sed "s/,/','/g")'"
+        sed -i "s/\['localhost:9092'\]/[$list]/" "$DEMO_DIR/server.js"
+        grep -qF "[$list]" "$DEMO_DIR/server.js" || { echo "cannot point the demo at $EXTERNAL_BROKERS" >&2; exit 1; }
+        # Its groups are named as the host's handlers: keep them apart.
+        sed -i "s/createConsumer('\([a-z-]*\)'/createConsumer('demo-\1'/" "$DEMO_DIR/server.js"
+        if (($(grep -c "createConsumer('demo-" "$DEMO_DIR/server.js") != 3)); then
+            echo "cannot rename the demo's consumer groups" >&2
+            exit 1
+        fi
+    fi
     (cd "$DEMO_DIR" && npm install --omit=dev --no-audit --no-fund --loglevel=error > "$OUT/npm.log" 2>&1)
     DEMO_VERSIONS="node $(node --version), kafkajs $(node -p "require('$DEMO_DIR/node_modules/kafkajs/package.json').version"), express $(node -p "require('$DEMO_DIR/node_modules/express/package.json').version")"
     run demo node-demo
@@ -284,8 +329,14 @@ else
 fi
 echo
 echo "- machine: $(nproc) vCPU ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), $(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r); $busy % busy before the runs"
-echo "- broker, server and load generator all share these $(nproc) vCPUs; every rate runs on a fresh tansu (memory engine) and a fresh server"
-echo "- versions: $(rustc --version | cut -d' ' -f1-2), $(tansu --version 2> /dev/null || echo 'tansu ?')${DEMO_VERSIONS:+, $DEMO_VERSIONS}"
+if [[ -n $EXTERNAL_BROKERS ]]; then
+    echo "- broker: the cluster at $EXTERNAL_BROKERS, shared by every run; server and load generator share these $(nproc) vCPUs, and a fresh server runs each rate"
+else
+    echo "- broker, server and load generator all share these $(nproc) vCPUs; every rate runs on a fresh tansu (memory engine) and a fresh server"
+fi
+broker_version=$(tansu --version 2> /dev/null || echo 'tansu ?')
+if [[ -n $EXTERNAL_BROKERS ]]; then broker_version="broker at $EXTERNAL_BROKERS"; fi
+echo "- versions: $(rustc --version | cut -d' ' -f1-2), $broker_version${DEMO_VERSIONS:+, $DEMO_VERSIONS}"
 echo "- event-host: $tree${HOST_ENV:+, with $HOST_ENV}"
 if [[ $MODE == capacity ]]; then
     echo "- wrk -t2 -c$CONNECTIONS -d$DURATION after a 2 s warm-up; reports and logs in $OUT"
