@@ -259,9 +259,7 @@ impl Component {
             Err(e) => Err(Failure::Trap(error_text(&e))),
         }
     }
-}
 
-impl Component {
     /// Logs what one invocation logged and printed, at its levels, within
     /// the handler's rate limit.
     fn log(&self, event_id: &str, mut lines: Vec<(Level, String)>) {
