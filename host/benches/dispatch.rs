@@ -10,10 +10,10 @@
 //! component in a fresh instance per event (given the empty handler's
 //! event), to compare how components are built.
 //!
-//! `DISPATCH_QUICK=1` skips criterion and prints, for each fresh-instance
-//! case, the fastest of 30 batches of 2,000 events: on a shared machine the
-//! fastest batch moves far less between runs than a mean, so A/B
-//! comparisons of engine settings can be read from it.
+//! `DISPATCH_QUICK=1` skips criterion and prints, for each case, the
+//! fastest of 30 batches of 2,000 events, and its ratio to the native call:
+//! on a shared machine the fastest batch moves far less between runs than a
+//! mean, so A/B comparisons of engine settings can be read from it.
 //!
 //! `cargo bench -p event-host --bench dispatch`. Figures go in BENCHMARKS.md.
 
@@ -116,6 +116,10 @@ fn dispatch(c: &mut Criterion) {
     });
 
     if std::env::var_os("DISPATCH_QUICK").is_some() {
+        let native_time = rt.block_on(fastest(async || {
+            std::hint::black_box(native(&event));
+        }));
+        println!("native call: fastest batch {native_time:.2?} per event");
         let mut cases = vec![
             ("user handler", &component, &event),
             ("empty handler", &noop, &noop_event),
@@ -124,9 +128,24 @@ fn dispatch(c: &mut Criterion) {
             cases.push(("DISPATCH_COMPONENT", other, &noop_event));
         }
         for (name, component, event) in cases {
-            let fastest = rt.block_on(fastest_batch(component, event, &delivery));
-            println!("{name}, fresh instance per event: fastest batch {fastest:.2?} per event");
+            let time = rt.block_on(fastest(async || {
+                component.handle(event, &delivery).await.expect("handled");
+            }));
+            let ratio = time.as_secs_f64() / native_time.as_secs_f64();
+            println!(
+                "{name}, fresh instance per event: fastest batch {time:.2?} per event ({ratio:.1}x the native call)"
+            );
         }
+        let mut reused = rt
+            .block_on(component.instantiate_for_reuse())
+            .expect("instance");
+        let time = rt.block_on(fastest(async || {
+            reused.handle(&event, &delivery).await.expect("handled");
+        }));
+        let ratio = time.as_secs_f64() / native_time.as_secs_f64();
+        println!(
+            "user handler, one reused instance: fastest batch {time:.2?} per event ({ratio:.1}x the native call)"
+        );
         return;
     }
 
@@ -176,14 +195,15 @@ fn dispatch(c: &mut Criterion) {
     group.finish();
 }
 
-/// The per-event time of the fastest of 30 batches of 2,000 events.
-async fn fastest_batch(component: &Component, event: &WitEvent, delivery: &Delivery) -> Duration {
+/// The per-event time of the fastest of 30 batches of 2,000 runs of `f`,
+/// each awaited in place (no runtime entry per run).
+async fn fastest(mut f: impl AsyncFnMut()) -> Duration {
     const BATCH: u32 = 2_000;
     let mut fastest = Duration::MAX;
     for _ in 0..30 {
         let started = Instant::now();
         for _ in 0..BATCH {
-            component.handle(event, delivery).await.expect("handled");
+            f().await;
         }
         fastest = fastest.min(started.elapsed() / BATCH);
     }
