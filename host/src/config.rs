@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Parser, ValueEnum};
 
 #[derive(Debug, Clone, Parser)]
@@ -111,7 +112,7 @@ pub struct Config {
     pub compile_cache_dir: Option<PathBuf>,
 
     /// Compile every handler afresh; keep nothing on disk.
-    #[arg(long, env = "NO_COMPILE_CACHE")]
+    #[arg(long, env = "NO_COMPILE_CACHE", value_parser = BoolishValueParser::new())]
     pub no_compile_cache: bool,
 
     /// Bearer token required by the routes that change handlers (PUT,
@@ -122,7 +123,7 @@ pub struct Config {
 
     /// Also watch the handler crates' sources under `<WORKSPACE>/handlers`
     /// and rebuild the one that changed into the handlers folder.
-    #[arg(long, env = "DEV")]
+    #[arg(long, env = "DEV", value_parser = BoolishValueParser::new())]
     pub dev: bool,
 
     /// The cargo workspace whose handler crates `--dev` rebuilds.

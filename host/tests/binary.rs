@@ -99,3 +99,31 @@ fn handler_log_lines_keep_their_level_and_order() {
     let uuid = uuid::Uuid::parse_str(uuid).unwrap_or_else(|e| panic!("{uuid:?}: {e}"));
     assert_eq!(uuid.get_version_num(), 4);
 }
+
+/// Switches set by environment take the usual spellings: `DEV=1` turns dev
+/// mode on, as `DEV=true` does; a value that is not a yes or a no is refused.
+#[test]
+fn dev_mode_is_switched_on_by_dev_1() {
+    let workspace = support::workspace();
+    let dir = support::temp_handlers_dir("binary-dev-1");
+    let mut host = HostProcess::spawn(&[
+        ("HANDLERS_DIR", dir.to_str().unwrap()),
+        ("WORKSPACE_DIR", workspace.to_str().unwrap()),
+        ("DEV", "1"),
+    ]);
+    host.wait_for("dev mode: rebuilding handler crates");
+    host.signal("-TERM");
+    assert!(host.wait_exit().success());
+
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_event-host"))
+        .env("DEV", "maybe")
+        .env("PORT", "0")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("maybe") && stderr.contains("--dev"),
+        "{stderr}"
+    );
+}
