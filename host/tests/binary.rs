@@ -80,6 +80,7 @@ fn handler_log_lines_keep_their_level_and_order() {
         ("WARN", "a warning"),
         ("WARN", "to stderr"),
         ("ERROR", "an error, id "),
+        ("INFO", "printed last, without a newline"),
         ("WARN", "no final newline"),
     ];
     let first = host.wait_for("a debug line");

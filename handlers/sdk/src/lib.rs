@@ -24,9 +24,48 @@ mod bindings {
         path: "../../wit",
         world: "handler",
         pub_export_macro: true,
-        export_macro_name: "export",
+        // Wrapped by this crate's own `export!`.
+        export_macro_name: "__export_generated",
         default_bindings_module: "handler_sdk",
     });
+}
+
+/// Exports `$ty`, which implements [`Guest`], as the component's handler:
+/// `handler_sdk::export!(MyHandler);`.
+///
+/// After each `handle` it flushes stdout: Rust holds printed text until a
+/// newline, and what is still held when `handle` returns would otherwise be
+/// lost with the instance.
+#[macro_export]
+macro_rules! export {
+    ($ty:ident) => {
+        #[doc(hidden)]
+        struct __HandlerSdkExport;
+
+        impl $crate::Guest for __HandlerSdkExport {
+            fn describe() -> $crate::Description {
+                <$ty as $crate::Guest>::describe()
+            }
+
+            fn handle(
+                event: $crate::Event,
+                delivery: $crate::Delivery,
+            ) -> ::core::result::Result<(), $crate::HandlerError> {
+                let result = <$ty as $crate::Guest>::handle(event, delivery);
+                $crate::__flush_stdout();
+                result
+            }
+        }
+
+        $crate::__export_generated!(__HandlerSdkExport);
+    };
+}
+
+#[doc(hidden)]
+pub fn __flush_stdout() {
+    use std::io::Write as _;
+    // Nothing to report a failure to: the instance is about to go.
+    let _ = std::io::stdout().flush();
 }
 
 pub mod notifications;

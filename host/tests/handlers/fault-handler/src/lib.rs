@@ -63,6 +63,8 @@ impl Guest for FaultHandler {
                 // stderr is unbuffered: this reaches the host without a
                 // newline, and still makes a line of its own.
                 eprint!("no final newline");
+                // Held by Rust's line buffering; the SDK flushes it.
+                print!("printed last, without a newline");
                 Ok(())
             }
             other => Err(HandlerError::Fatal(format!("unknown action {other}"))),
