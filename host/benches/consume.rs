@@ -18,7 +18,7 @@
 //!   partition are drained there.
 //!
 //! Each drain has a fresh consumer group and is timed from its partitions
-//! being assigned to the last event seen (raw loops) or counted as handled
+//! being assigned to the last event seen (raw loops) or counted as handled or skipped
 //! in the handler's stats (host). CPU time is read from /proc for the
 //! consuming process and the tansu process.
 //!
@@ -28,7 +28,7 @@
 //! | `CONSUME_PARTITIONS` | `3,12,48` | partition counts of the drained topic |
 //! | `CONSUME_IDLE` | `1,10,50` | idle handlers loaded besides the no-op one (copies of the demo's user-handler, on `user-events`); tansu, first partition count only |
 //! | `CONSUME_BROKERS` | `tansu,embedded` | which brokers to run on |
-//! | `CONSUME_SIDES` | `raw,host` | which sides to run |
+//! | `CONSUME_SIDES` | `raw,host,pipeline` | which sides to run: the raw loops, the host running the no-op handler, the host skipping every event (no instance: its own per-event cost) |
 //! | `CONSUME_ROUNDS` | 1 | drains per case and side, alternating raw and host |
 //! | `CONSUME_RAW_PREFETCH_KIB` | the host's `PREFETCH_KIB` | the raw loops' `queued.max.messages.kbytes` |
 //! | `CONSUME_SMOKE` | unset | `1`: 2000 events, 3 partitions, 1 idle handler: checks that it runs |
@@ -59,6 +59,10 @@ const EVENT_BYTES: usize = 250;
 const EMBEDDED_PER_PARTITION: u64 = 12_000;
 /// The demo handler loaded (under other names) as the idle handlers.
 const IDLE_COMPONENT: &str = "user-handler.wasm";
+/// The host sides: the no-op handler runs on every event; the skipping one
+/// runs on none (the host decodes each event and stores its offset).
+const NOOP: &str = "host, no-op handler";
+const PIPELINE: &str = "host, every event skipped";
 /// Set in a child process that runs one host drain on tansu.
 const CHILD: &str = "CONSUME_CHILD_HOST_RUN";
 
@@ -79,6 +83,7 @@ struct Settings {
     brokers: Vec<BrokerKind>,
     raw: bool,
     host: bool,
+    pipeline: bool,
 }
 
 fn settings() -> Settings {
@@ -101,11 +106,15 @@ fn settings() -> Settings {
             other => panic!("CONSUME_BROKERS: unknown broker {other:?}"),
         })
         .collect();
-    let sides = var::<String>("CONSUME_SIDES", "raw,host");
-    let (raw, host) = (
-        sides.iter().any(|s| s == "raw"),
-        sides.iter().any(|s| s == "host"),
-    );
+    let sides = var::<String>("CONSUME_SIDES", "raw,host,pipeline");
+    if let Some(other) = sides
+        .iter()
+        .find(|s| !["raw", "host", "pipeline"].contains(&s.as_str()))
+    {
+        panic!("CONSUME_SIDES: unknown side {other:?}");
+    }
+    let side = |name: &str| sides.iter().any(|s| s == name);
+    let (raw, host, pipeline) = (side("raw"), side("host"), side("pipeline"));
     if std::env::var_os("CONSUME_SMOKE").is_some_and(|v| v != "0") {
         return Settings {
             events: 2_000,
@@ -115,6 +124,7 @@ fn settings() -> Settings {
             brokers,
             raw,
             host,
+            pipeline,
         };
     }
     Settings {
@@ -125,6 +135,7 @@ fn settings() -> Settings {
         brokers,
         raw,
         host,
+        pipeline,
     }
 }
 
@@ -325,9 +336,11 @@ async fn main() {
             "this benchmark needs tansu on PATH (or CONSUME_BROKERS=embedded)"
         );
     }
-    let noop = noop_component();
-    let noop_path = support::temp_handlers_dir("bench-consume-components").join("noop.wasm");
-    std::fs::write(&noop_path, &noop).unwrap();
+    let components = support::temp_handlers_dir("bench-consume-components");
+    let noop_path = components.join("noop.wasm");
+    std::fs::write(&noop_path, noop_component(false)).unwrap();
+    let skip_path = components.join("skip.wasm");
+    std::fs::write(&skip_path, noop_component(true)).unwrap();
     assert!(
         support::built_handlers().join(IDLE_COMPONENT).is_file(),
         "build the handlers first: cargo build"
@@ -373,13 +386,20 @@ async fn main() {
                     print_run(&run);
                     runs.push(run);
                 }
+                if s.pipeline {
+                    let name = format!("skip-p{partitions}-r{round}");
+                    let handler = (PIPELINE, skip_path.as_path());
+                    let run = host_drain(&broker, partitions, 0, &name, events, handler).await;
+                    print_run(&run);
+                    runs.push(run);
+                }
                 if !s.host {
                     continue;
                 }
                 for &idle in &idle_counts {
                     let name = format!("drain-p{partitions}-i{idle}-r{round}");
-                    let run =
-                        host_drain(&broker, partitions, idle, &name, events, &noop_path).await;
+                    let handler = (NOOP, noop_path.as_path());
+                    let run = host_drain(&broker, partitions, idle, &name, events, handler).await;
                     print_run(&run);
                     runs.push(run);
                 }
@@ -394,8 +414,9 @@ async fn main() {
 }
 
 /// Builds the no-op test handler (like `support::test_component` does for
-/// the tests' handlers) and returns its component.
-fn noop_component() -> Vec<u8> {
+/// the tests' handlers), with its `skip` feature or without, and returns its
+/// component.
+fn noop_component(skip: bool) -> Vec<u8> {
     let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .unwrap()
@@ -403,7 +424,9 @@ fn noop_component() -> Vec<u8> {
     let status = Command::new(env!("CARGO"))
         .current_dir(support::workspace())
         .args(["build", "--profile", "handler", "--target", "wasm32-wasip2"])
-        .args(["-p", "noop-handler", "--target-dir"])
+        .args(["-p", "noop-handler"])
+        .args(skip.then_some("--features=noop-handler/skip"))
+        .arg("--target-dir")
         .arg(&target_dir)
         .status()
         .expect("run cargo");
@@ -650,14 +673,14 @@ fn raw_poll_drain(broker: BrokerKind, bootstrap: &str, partitions: i32, events: 
 
 /// On tansu: runs [`child_host_run`] in a child process of its own, so its
 /// RSS is the host's alone. On the embedded broker: uses the host holding
-/// it. The no-op handler is added as `name` (a fresh group).
+/// it. The handler, `(side, component)`, is added as `name` (a fresh group).
 async fn host_drain(
     broker: &Broker,
     partitions: i32,
     idle: usize,
     name: &str,
     events: u64,
-    noop: &Path,
+    (side, noop): (&'static str, &Path),
 ) -> Run {
     let (time, handled, rss, cpu, broker_cpu) = match broker {
         Broker::Tansu(tansu) => {
@@ -720,7 +743,7 @@ async fn host_drain(
     };
     Run {
         broker: broker.kind(),
-        side: "host, no-op handler",
+        side,
         partitions,
         idle,
         events: handled,
@@ -801,7 +824,8 @@ async fn drain(
     let mut last = (0, Instant::now());
     let stats = loop {
         let stats = host.stats(name).await;
-        let handled = stats["handled"].as_u64().unwrap();
+        // The no-op handler handles every event, the skipping one none.
+        let handled = done(&stats);
         if handled >= events {
             break stats;
         }
@@ -826,7 +850,12 @@ async fn drain(
         (Some(0), Some(0)),
         "{stats}"
     );
-    (time, stats["handled"].as_u64().unwrap(), rss, cpu)
+    (time, done(&stats), rss, cpu)
+}
+
+/// Events a handler is done with: handled or skipped.
+fn done(stats: &serde_json::Value) -> u64 {
+    stats["handled"].as_u64().unwrap() + stats["skipped"].as_u64().unwrap()
 }
 
 /// A `kB` field of /proc/self/status.
@@ -910,5 +939,78 @@ fn report(runs: &[Run]) {
             r.mb_per_s(),
             r.cpu_per_event()
         );
+    }
+    report_medians(runs);
+}
+
+/// With several rounds: per broker and partition count (no idle handlers),
+/// the median rate of each side and each host side's median over the
+/// median of the better raw loop. Single drains on a shared machine vary by
+/// ±20 %; medians of alternating rounds are the figures to compare.
+fn report_medians(runs: &[Run]) {
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+    let mut cases: Vec<(BrokerKind, i32)> = Vec::new();
+    for r in runs.iter().filter(|r| r.idle == 0) {
+        if !cases.contains(&(r.broker, r.partitions)) {
+            cases.push((r.broker, r.partitions));
+        }
+    }
+    let rounds = |broker, partitions, side: &str| -> Vec<&Run> {
+        runs.iter()
+            .filter(|r| r.broker == broker && r.partitions == partitions)
+            .filter(|r| r.idle == 0 && r.side == side)
+            .collect()
+    };
+    if !cases
+        .iter()
+        .any(|&(b, p)| rounds(b, p, "raw StreamConsumer").len() > 1)
+    {
+        return;
+    }
+    println!();
+    println!(
+        "| broker | partitions | rounds | side | median events/s | ÷ better raw median | median consumer CPU µs/event | median broker CPU µs/event |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (broker, partitions) in cases {
+        let rate = |side| {
+            median(
+                rounds(broker, partitions, side)
+                    .iter()
+                    .map(|r| r.rate())
+                    .collect(),
+            )
+        };
+        let raw = rate("raw StreamConsumer").max(rate("raw BaseConsumer"));
+        for side in ["raw StreamConsumer", "raw BaseConsumer", PIPELINE, NOOP] {
+            let of = rounds(broker, partitions, side);
+            if of.is_empty() {
+                continue;
+            }
+            let ratio = if side.starts_with("host") {
+                format!("{:.2}", rate(side) / raw)
+            } else {
+                String::new()
+            };
+            let cpu = median(of.iter().map(|r| r.cpu_per_event()).collect());
+            let broker_cpu = median(of.iter().filter_map(|r| r.broker_cpu_per_event()).collect());
+            println!(
+                "| {broker:?} | {partitions} | {} | {side} | {:.0} | {ratio} | {cpu:.1} | {} |",
+                of.len(),
+                rate(side),
+                if broker_cpu.is_nan() {
+                    String::new()
+                } else {
+                    format!("{broker_cpu:.1}")
+                }
+            );
+        }
     }
 }
