@@ -29,7 +29,7 @@
 //! | `CONSUME_IDLE` | `1,10,50` | idle handlers loaded besides the no-op one (copies of the demo's user-handler, on `user-events`); tansu, first partition count only |
 //! | `CONSUME_BROKERS` | `tansu,embedded` | which brokers to run on |
 //! | `CONSUME_SIDES` | `raw,host,pipeline` | which sides to run: the raw loops, the host running the no-op handler, the host skipping every event (no instance: its own per-event cost) |
-//! | `CONSUME_ROUNDS` | 1 | drains per case and side, alternating raw and host |
+//! | `CONSUME_ROUNDS` | 1 | drains per case and side, alternating raw and host; above 1 the report adds each side's median |
 //! | `CONSUME_RAW_PREFETCH_KIB` | the host's `PREFETCH_KIB` | the raw loops' `queued.max.messages.kbytes` |
 //! | `CONSUME_SMOKE` | unset | `1`: 2000 events, 3 partitions, 1 idle handler: checks that it runs |
 
