@@ -18,9 +18,9 @@
 //!   partition are drained there.
 //!
 //! Each drain has a fresh consumer group and is timed from its partitions
-//! being assigned to the last event seen (raw loops) or counted as handled or skipped
-//! in the handler's stats (host). CPU time is read from /proc for the
-//! consuming process and the tansu process.
+//! being assigned to the last event seen (raw loops) or counted as handled
+//! or skipped in the handler's stats (host). CPU time is read from /proc
+//! for the consuming process and the tansu process.
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
@@ -685,7 +685,7 @@ async fn host_drain(
     let (time, handled, rss, cpu, broker_cpu) = match broker {
         Broker::Tansu(tansu) => {
             let spec = format!(
-                "{}|{partitions}|{idle}|{name}|{events}|{}",
+                "{}|{partitions}|{idle}|{name}|{events}|{}|{side}",
                 tansu.bootstrap,
                 noop.display()
             );
@@ -730,7 +730,7 @@ async fn host_drain(
             assert_eq!(idle, 0, "idle handlers are measured on tansu only");
             let noop = std::fs::read(noop).unwrap();
             let (time, handled, _, (cpu, broker_cpu)) =
-                drain(host, dir, name, events, &noop, bootstrap).await;
+                drain(host, dir, (name, side), events, &noop, bootstrap).await;
             let r = host
                 .http
                 .delete(host.url(&format!("/handlers/{name}")))
@@ -761,7 +761,7 @@ async fn host_drain(
 /// (KiB).
 async fn child_host_run(spec: &str) {
     let f: Vec<&str> = spec.split('|').collect();
-    let [bootstrap, partitions, idle, name, events, noop] = f[..] else {
+    let [bootstrap, partitions, idle, name, events, noop, side] = f[..] else {
         panic!("bad {CHILD}: {spec}")
     };
     let (partitions, idle, events): (i32, usize, u64) = (
@@ -781,7 +781,7 @@ async fn child_host_run(spec: &str) {
     assert_eq!(handlers.as_array().map(Vec::len), Some(idle), "{handlers}");
     let noop = std::fs::read(noop).unwrap();
     let (time, handled, (ready, end, peak), (cpu, broker_cpu)) =
-        drain(&host, &dir, name, events, &noop, bootstrap).await;
+        drain(&host, &dir, (name, side), events, &noop, bootstrap).await;
     host.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
     println!(
@@ -792,14 +792,14 @@ async fn child_host_run(spec: &str) {
     );
 }
 
-/// Adds the no-op handler as `name` to a running host and waits until it
-/// handled `events`: how long from its partitions being assigned, how many
-/// it handled, the RSS before, at the end and at the peak, and the CPU time
-/// this process and the broker used.
+/// Adds the no-op handler (`side` says which build) as `name` to a running
+/// host and waits until it is done with `events`: how long from its
+/// partitions being assigned, how many it took, the RSS before, at the end
+/// and at the peak, and the CPU time this process and the broker used.
 async fn drain(
     host: &TestHost,
     dir: &Path,
-    name: &str,
+    (name, side): (&str, &str),
     events: u64,
     noop: &[u8],
     bootstrap: &str,
@@ -824,17 +824,16 @@ async fn drain(
     let mut last = (0, Instant::now());
     let stats = loop {
         let stats = host.stats(name).await;
-        // The no-op handler handles every event, the skipping one none.
-        let handled = done(&stats);
-        if handled >= events {
+        let taken = done(&stats);
+        if taken >= events {
             break stats;
         }
-        if handled > last.0 {
-            last = (handled, Instant::now());
+        if taken > last.0 {
+            last = (taken, Instant::now());
         }
         assert!(
             last.1.elapsed() < PATIENCE,
-            "host: stuck after {handled}: {stats}"
+            "host: stuck after {taken}: {stats}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
@@ -849,6 +848,13 @@ async fn drain(
         (stats["failed"].as_u64(), stats["deadLettered"].as_u64()),
         (Some(0), Some(0)),
         "{stats}"
+    );
+    // The no-op handler runs on every event, the skipping one on none.
+    let ran = stats["handled"].as_u64().unwrap();
+    assert_eq!(
+        ran,
+        if side == PIPELINE { 0 } else { done(&stats) },
+        "{side}: {stats}"
     );
     (time, done(&stats), rss, cpu)
 }
