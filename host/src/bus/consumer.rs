@@ -643,7 +643,7 @@ async fn handle(
         w.stats.skipped();
         return Some(Box::pin(std::future::ready(Done::Finished)));
     }
-    let wit_event = runtime::wit_event(&event);
+    let wit_event = runtime::wit_event(event);
     let policy = component.subscription().retry.unwrap_or(w.settings.retry);
     let retrying_since = std::time::Instant::now();
     let mut delivery = Delivery {
@@ -663,7 +663,7 @@ async fn handle(
         };
         let attempt = delivery.attempt;
         tracing::warn!(
-            handler = %w.name, event_id = %event.id, attempt, error = %failure,
+            handler = %w.name, event_id = %wit_event.id, attempt, error = %failure,
             "handler failed"
         );
         w.stats.failed(failure.to_string());

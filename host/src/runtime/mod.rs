@@ -328,13 +328,15 @@ impl ReusedInstance {
 }
 
 /// Converts a decoded envelope into the WIT record handed to the guest.
-pub fn wit_event(event: &Event) -> WitEvent {
+/// Takes the envelope apart rather than copying it: this runs for every
+/// event handled.
+pub fn wit_event(event: Event) -> WitEvent {
     WitEvent {
-        id: event.id.clone(),
-        event_type: event.event_type.clone(),
-        timestamp: event.timestamp.clone(),
-        user_id: event.user_id.clone(),
-        data: event.data.get().to_string(),
+        id: event.id,
+        event_type: event.event_type,
+        timestamp: event.timestamp,
+        user_id: event.user_id,
+        data: Box::<str>::from(event.data).into(),
     }
 }
 
