@@ -558,6 +558,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_handler_gets_the_envelope_as_decoded() {
+        let payload = br#"{"id":"e-1","type":"USER_REGISTERED","timestamp":"2026-11-27T00:00:00.000Z","userId":"u-1","data":{ "name" : "Ada",  "n": [1, 2] }}"#;
+        let event = wit_event(Event::decode(payload).unwrap());
+        assert_eq!(
+            (
+                event.id.as_str(),
+                event.event_type.as_str(),
+                event.timestamp.as_str()
+            ),
+            ("e-1", "USER_REGISTERED", "2026-11-27T00:00:00.000Z")
+        );
+        assert_eq!(event.user_id.as_deref(), Some("u-1"));
+        // The data reaches the handler as it was sent, spacing included.
+        assert_eq!(event.data, r#"{ "name" : "Ada",  "n": [1, 2] }"#);
+    }
+
+    #[test]
     fn headers_tell_components_from_modules() {
         assert!(matches!(
             check_header(b"hello world"),
