@@ -17,7 +17,7 @@
 //!
 //! `cargo bench -p event-host --bench dispatch`. Figures go in BENCHMARKS.md.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! `cargo bench -p event-host --bench reload` (embedded broker, in-process
 //! host, the demo's user-handler). Figures go in BENCHMARKS.md.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

@@ -1,10 +1,11 @@
 //! The host on its embedded broker, driven over real HTTP with the real
 //! handler components: the demo's behaviour, and what it does with bad input.
 
-mod support;
-
 use serde_json::{Value, json};
-use support::{TestHost, config, install_demo_handlers, message_count, temp_handlers_dir};
+
+use crate::support::{
+    self, TestHost, config, install_demo_handlers, message_count, temp_handlers_dir,
+};
 
 const DEMO: [&str; 3] = ["user-handler", "order-handler", "notification-analytics"];
 

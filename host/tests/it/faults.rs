@@ -2,11 +2,10 @@
 //! costs the event its attempts and sends it to the dead-letter topic; the
 //! host, the other handlers and the events behind it carry on.
 
-mod support;
-
 use serde_json::json;
-use support::{
-    TestHost, config, install_demo_handlers, read_until, temp_handlers_dir, test_component,
+
+use crate::support::{
+    self, TestHost, config, install_demo_handlers, read_until, temp_handlers_dir, test_component,
 };
 
 async fn fault_host(test: &str) -> TestHost {

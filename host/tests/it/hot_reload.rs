@@ -3,14 +3,15 @@
 //! flow. Fast ones on the embedded broker; the swap-under-load test also
 //! runs against a tansu broker process.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{TestHost, config, read_until, temp_handlers_dir, test_component, variant};
+
+use crate::support::{
+    self, TestHost, config, read_until, temp_handlers_dir, test_component, variant,
+};
 
 fn sha256(bytes: &[u8]) -> String {
     event_host::runtime::digest(bytes)

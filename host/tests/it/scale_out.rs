@@ -13,14 +13,14 @@
 //! leaver's partitions wait. (A killed member is another story: see
 //! resilience.rs.)
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{HostProcess, Tansu, echoes_of, produce_while, read_until, temp_handlers_dir};
+use crate::support::{
+    self, HostProcess, Tansu, echoes_of, produce_while, read_until, temp_handlers_dir,
+};
 
 const PARTITIONS: usize = 3;
 

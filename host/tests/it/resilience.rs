@@ -2,13 +2,12 @@
 //! SIGKILL mid-stream loses no event, a broker restarted mid-stream loses
 //! none, and a host started before its broker waits for it.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::json;
-use support::{
-    HostProcess, Tansu, TestHost, config, echoes_of, produce_sequence, temp_handlers_dir,
+
+use crate::support::{
+    self, HostProcess, Tansu, TestHost, config, echoes_of, produce_sequence, temp_handlers_dir,
     test_component,
 };
 

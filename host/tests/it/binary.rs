@@ -1,9 +1,7 @@
 //! The `event-host` binary as a user runs it: configured by environment,
 //! embedded broker by default, stopped cleanly by SIGTERM and SIGINT.
 
-mod support;
-
-use support::HostProcess;
+use crate::support::{self, HostProcess};
 
 fn run_and_stop(signal: &str) {
     let dir = support::temp_handlers_dir(&format!("binary-{signal}"));

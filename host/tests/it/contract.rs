@@ -3,10 +3,9 @@
 //! frozen in tests/handlers/first-world/wit) loads, handles events and
 //! publishes in the current host.
 
-mod support;
-
 use serde_json::json;
-use support::{TestHost, config, read_until, temp_handlers_dir, test_component};
+
+use crate::support::{TestHost, config, read_until, temp_handlers_dir, test_component};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_handler_built_against_the_first_world_still_runs() {

@@ -5,10 +5,11 @@
 //! Needs `tansu` on PATH; without it the tests say so and pass, unless
 //! `EVENT_HOST_REQUIRE_TANSU` is set (CI sets it), when they fail.
 
-mod support;
-
 use serde_json::json;
-use support::{Tansu, TestHost, config, install_demo_handlers, message_count, temp_handlers_dir};
+
+use crate::support::{
+    self, Tansu, TestHost, config, install_demo_handlers, message_count, temp_handlers_dir,
+};
 
 const DEMO: [&str; 3] = ["user-handler", "order-handler", "notification-analytics"];
 

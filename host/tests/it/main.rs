@@ -1,0 +1,15 @@
+//! The host's integration tests, in one test binary: each file under
+//! `tests/` would be a binary of its own, linking wasmtime and librdkafka
+//! again, so they are modules of this one instead.
+
+mod support;
+
+mod binary;
+mod compose;
+mod contract;
+mod demo_embedded;
+mod e2e_tansu;
+mod faults;
+mod hot_reload;
+mod resilience;
+mod scale_out;
