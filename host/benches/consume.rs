@@ -265,7 +265,7 @@ impl Broker {
     async fn start(kind: BrokerKind, partitions: i32, events: u64) -> Self {
         let (broker, already) = match kind {
             BrokerKind::Tansu => {
-                let tansu = Tansu::start().expect("tansu is on PATH");
+                let tansu = Tansu::start();
                 create_topics(&tansu.bootstrap, partitions).await;
                 (Broker::Tansu(tansu), 0)
             }
@@ -332,7 +332,7 @@ async fn main() {
     }
     if s.brokers.contains(&BrokerKind::Tansu) {
         assert!(
-            support::tansu_available(),
+            support::tansu_on_path(),
             "this benchmark needs tansu on PATH (or CONSUME_BROKERS=embedded)"
         );
     }

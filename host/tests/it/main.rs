@@ -1,6 +1,9 @@
 //! The host's integration tests, in one test binary: each file under
 //! `tests/` would be a binary of its own, linking wasmtime and librdkafka
 //! again, so they are modules of this one instead.
+//!
+//! The tests that need a tansu broker process are `#[ignore]`d: run them
+//! with `cargo test --workspace -- --include-ignored` (tansu on PATH).
 
 mod support;
 

@@ -413,19 +413,17 @@ pub struct Tansu {
 }
 
 impl Tansu {
-    /// Starts tansu, or returns `None` (with a loud note) when it is not
-    /// installed. With `EVENT_HOST_REQUIRE_TANSU` set (CI sets it), a missing
-    /// tansu fails the test instead.
-    pub fn start() -> Option<Self> {
+    /// Starts tansu; panics when it is not on PATH (the tests that call this
+    /// are `#[ignore]`d, so they run only when asked for).
+    pub fn start() -> Self {
         Self::start_with(free_port(), "memory://tansu/", None)
     }
 
     /// Starts tansu on `port` with the given storage engine, in `dir` (where
-    /// a `sqlite://NAME.db` engine keeps its file), if given.
-    pub fn start_with(port: u16, storage: &str, dir: Option<&Path>) -> Option<Self> {
-        if !tansu_available() {
-            return None;
-        }
+    /// a `sqlite://NAME.db` engine keeps its file), if given. Panics when
+    /// tansu is not on PATH.
+    pub fn start_with(port: u16, storage: &str, dir: Option<&Path>) -> Self {
+        require_tansu();
         let url = format!("tcp://127.0.0.1:{port}");
         let mut cmd = Command::new("tansu");
         cmd.args([
@@ -468,10 +466,10 @@ impl Tansu {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(Self {
+        Self {
             child,
             bootstrap: format!("127.0.0.1:{port}"),
-        })
+        }
     }
 
     /// Kills the broker at once (SIGKILL).
@@ -481,29 +479,26 @@ impl Tansu {
     }
 }
 
-/// Whether tansu is installed. With `EVENT_HOST_REQUIRE_TANSU` set (CI sets
-/// it), a missing tansu fails the test instead; otherwise the test says so
-/// loudly and passes.
-pub fn tansu_available() -> bool {
-    let required = std::env::var_os("EVENT_HOST_REQUIRE_TANSU").is_some_and(|v| v != "0");
-    let found = Command::new("tansu")
+/// Whether `tansu` can be run from PATH.
+pub fn tansu_on_path() -> bool {
+    Command::new("tansu")
         .arg("--help")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok();
-    if !found {
-        assert!(
-            !required,
-            "EVENT_HOST_REQUIRE_TANSU is set but `tansu` is not on PATH; install it with \
-             `cargo install tansu --locked --features dynostore,libsql`"
-        );
-        eprintln!(
-            "NOTE: tansu is not installed, so this test against a real broker process did not run. \
-             Install it with `cargo install tansu --locked --features dynostore,libsql`."
-        );
-    }
-    found
+        .is_ok()
+}
+
+/// Panics, saying how to install it, when `tansu` is not on PATH: a test
+/// that needs the broker and was asked to run fails rather than pass
+/// without having run.
+pub fn require_tansu() {
+    assert!(
+        tansu_on_path(),
+        "this test needs the tansu broker, and `tansu` is not on PATH; install it with \
+         `cargo install tansu --locked --features dynostore,libsql` (about ten minutes), \
+         or run the tests without --include-ignored / --ignored to leave it out"
+    );
 }
 
 impl Drop for Tansu {
