@@ -69,7 +69,7 @@ async fn handled_events_are_committed_and_not_handled_again_after_a_restart() {
     let dir = temp_handlers_dir("tansu-restart");
     install_demo_handlers(&dir, &DEMO);
     let host = TestHost::start(config(&dir, Some(&broker.bootstrap))).await;
-    host.register("Cy").await;
+    let cy = host.register("Cy").await;
     host.wait_for_handler("notification-analytics", "handle the welcome", |h| {
         h["stats"]["handled"] == 1
     })
@@ -79,7 +79,7 @@ async fn handled_events_are_committed_and_not_handled_again_after_a_restart() {
     // A new host joins the same groups: it resumes after the committed
     // offsets, so it handles only the new registration.
     let host = TestHost::start(config(&dir, Some(&broker.bootstrap))).await;
-    host.register("Di").await;
+    let di = host.register("Di").await;
     host.wait_for_handler("notification-analytics", "handle the second welcome", |h| {
         h["stats"]["handled"] == 1
     })
@@ -88,7 +88,17 @@ async fn handled_events_are_committed_and_not_handled_again_after_a_restart() {
         h["stats"]["handled"] == 1
     })
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // An event the user-handler skips, keyed like each registration, so on
+    // the same partition and after it: once both are skipped, Cy's
+    // registration, had it been handed out again, would have been handled.
+    for user in [&cy, &di] {
+        let sentinel = json!({"type": "USER_DELETED", "userId": user["id"], "data": {}});
+        assert_eq!(host.post("/events/user-events", &sentinel).await.0, 201);
+    }
+    host.wait_for_handler("user-handler", "skip the two later events", |h| {
+        h["stats"]["skipped"] == 2
+    })
+    .await;
     assert_eq!(
         host.stats("user-handler").await["handled"],
         1,

@@ -128,14 +128,7 @@ async fn a_deleted_handler_stops_after_committing_and_resumes_from_there() {
     let dir = temp_handlers_dir("delete");
     support::install_demo_handlers(&dir, &["user-handler"]);
     let host = TestHost::start(config(&dir, None)).await;
-    let register = |name: &'static str| {
-        let host = &host;
-        async move {
-            let body = json!({"name": name, "email": "x@example.com", "age": 1});
-            assert_eq!(host.post("/users", &body).await.0, 200);
-        }
-    };
-    register("One").await;
+    let one = host.register("One").await;
     host.wait_for_handler("user-handler", "handle One", |h| h["stats"]["handled"] == 1)
         .await;
 
@@ -148,14 +141,24 @@ async fn a_deleted_handler_stops_after_committing_and_resumes_from_there() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    register("Two").await;
+    let two = host.register("Two").await;
 
     // Back again: the group resumes after One (committed), so it handles
     // only Two.
     support::install_demo_handlers(&dir, &["user-handler"]);
     host.wait_for_handler("user-handler", "handle Two", |h| h["stats"]["handled"] == 1)
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // An event it skips, keyed like each registration, so on the same
+    // partition and after it: once both are skipped, One, had it been
+    // handed out again, would have been handled.
+    for user in [&one, &two] {
+        let sentinel = json!({"type": "USER_DELETED", "userId": user["id"], "data": {}});
+        assert_eq!(host.post("/events/user-events", &sentinel).await.0, 201);
+    }
+    host.wait_for_handler("user-handler", "skip the two later events", |h| {
+        h["stats"]["skipped"] == 2
+    })
+    .await;
     assert_eq!(
         host.stats("user-handler").await["handled"],
         1,
@@ -186,6 +189,7 @@ async fn handlers_are_managed_over_http_with_the_admin_token() {
     let dir = temp_handlers_dir("http");
     let mut c = config(&dir, None);
     c.admin_token = Some("s3cret".into());
+    c.lag_interval_ms = 200;
     let host = TestHost::start(c).await;
     let good = std::fs::read(test_component("fault-handler")).unwrap();
     let url = host.url("/handlers/faulty");
@@ -236,6 +240,14 @@ async fn handlers_are_managed_over_http_with_the_admin_token() {
     assert_eq!(r.status(), 200);
     wait_version(&host, "faulty", &sha256(&v2)).await;
 
+    // One event handled on the user's partition gives it a position to
+    // count waiting events from.
+    host.fault("ok", Some("paused-user"), json!({})).await;
+    host.wait_for_handler("faulty", "handle the first event and report no lag", |h| {
+        h["stats"]["handled"] == 1 && h["stats"]["lag"] == 0
+    })
+    .await;
+
     // Pause: events wait; resume: they are handled.
     let post = |path: &'static str, token: Option<&'static str>| {
         let mut r = host.http.post(host.url(path));
@@ -254,12 +266,18 @@ async fn handlers_are_managed_over_http_with_the_admin_token() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "paused");
     for _ in 0..3 {
-        host.fault("ok", None, json!({})).await;
+        host.fault("ok", Some("paused-user"), json!({})).await;
     }
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // A lag of 3 says the consumer has fetched all three (the lag counts
+    // from the partition's end) and finished none: a handler that took them
+    // would have brought it down, and `handled` up.
+    host.wait_for_handler("faulty", "report the 3 waiting events", |h| {
+        h["stats"]["lag"] == 3
+    })
+    .await;
     assert_eq!(
         host.stats("faulty").await["handled"],
-        0,
+        1,
         "a paused handler took events"
     );
     assert_eq!(
@@ -270,7 +288,7 @@ async fn handlers_are_managed_over_http_with_the_admin_token() {
         200
     );
     host.wait_for_handler("faulty", "handle the 3 waiting events", |h| {
-        h["stats"]["handled"] == 3
+        h["stats"]["handled"] == 4
     })
     .await;
     assert_eq!(
@@ -315,20 +333,30 @@ async fn replacing_a_handler_under_load_on_a_real_broker_loses_and_repeats_nothi
 async fn swap_under_load(brokers: Option<&str>) {
     const EVENTS: u64 = 300;
     const SWAPS: u32 = 8;
+    const KEYS: u64 = 7;
     let dir = temp_handlers_dir(&format!("swap-{}", brokers.is_some()));
     let good = std::fs::read(test_component("fault-handler")).unwrap();
     cp(&good, &dir.join("echo.wasm"));
     let host = TestHost::start(config(&dir, brokers)).await;
     let bootstrap = host.bootstrap().await;
 
-    let producer = {
+    let send = {
         let http = host.http.clone();
         let url = host.url("/events/faults");
-        tokio::spawn(async move {
-            for seq in 0..EVENTS {
-                let body = json!({"type": "SEQ", "userId": format!("key-{}", seq % 7), "data": {"action": "echo", "seq": seq}});
+        move |seq: u64| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let body = json!({"type": "SEQ", "userId": format!("key-{}", seq % KEYS), "data": {"action": "echo", "seq": seq}});
                 let r = http.post(&url).json(&body).send().await.unwrap();
                 assert_eq!(r.status(), 201);
+            }
+        }
+    };
+    let producer = {
+        let send = send.clone();
+        tokio::spawn(async move {
+            for seq in 0..EVENTS {
+                send(seq).await;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         })
@@ -392,9 +420,36 @@ async fn swap_under_load(brokers: Option<&str>) {
             "{key} out of order: {seqs:?}"
         );
     }
-    // Nothing more arrives late (a duplicate would).
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(host.stats("echo").await["handled"], EVENTS);
+    // Nothing more arrives late (a duplicate would): one more event for each
+    // key, after all the others. A key's events are handled in order, so
+    // once each of these is echoed, any event of its key still due to be
+    // handled again has been, and counted.
+    for seq in EVENTS..EVENTS + KEYS {
+        send(seq).await;
+    }
+    let echoes = read_until(
+        &bootstrap,
+        "faults-out",
+        "the last event of each key",
+        |s| (EVENTS..EVENTS + KEYS).all(|seq| s.iter().any(|e| e.value["data"]["seq"] == seq)),
+    )
+    .await;
+    let mut seen: Vec<u64> = echoes
+        .iter()
+        .map(|e| e.value["data"]["seq"].as_u64().unwrap())
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        (0..EVENTS + KEYS).collect::<Vec<_>>(),
+        "every event echoed exactly once"
+    );
+    let h = host
+        .wait_for_handler("echo", "count the last events", |h| {
+            h["stats"]["handled"].as_u64() >= Some(EVENTS + KEYS)
+        })
+        .await;
+    assert_eq!(h["stats"]["handled"], EVENTS + KEYS, "{h}");
     host.stop().await;
 }
 
