@@ -9,7 +9,8 @@ use std::net::IpAddr;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -65,6 +66,19 @@ impl AdminPolicy {
     }
 }
 
+/// The admin check as an extractor: axum runs it before the body is read,
+/// so a request that may not change handlers is refused without the host
+/// buffering its body (an upload may be 64 MiB).
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        app.admin().check(&parts.headers).map(|()| Admin)
+    }
+}
+
 /// `GET /handlers`: every handler with its status, version, subscriptions and counters.
 pub async fn list(State(app): State<AppState>) -> Json<Vec<HandlerView>> {
     Json(app.registry().list())
@@ -81,12 +95,12 @@ pub async fn get(
 /// `PUT /handlers/:name` with the component as the body: validates it, writes
 /// it to the handlers folder and runs it (201 when new, 200 when replacing).
 pub async fn put(
+    _: Admin,
     State(app): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<HandlerView>), ApiError> {
-    app.admin().check(&headers)?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(MAX_COMPONENT)
@@ -134,11 +148,10 @@ pub async fn put(
 /// `DELETE /handlers/:name`: stops it (its group is left after a final
 /// commit) and deletes its file.
 pub async fn delete(
+    _: Admin,
     State(app): State<AppState>,
     Path(name): Path<String>,
-    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    app.admin().check(&headers)?;
     match app
         .changes()
         .apply(Change::Delete { name: name.clone() })
@@ -151,29 +164,27 @@ pub async fn delete(
 
 /// `POST /handlers/:name/pause`.
 pub async fn pause(
+    _: Admin,
     State(app): State<AppState>,
     Path(name): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<HandlerView>, ApiError> {
-    set_paused(&app, &name, &headers, true).await
+    set_paused(&app, &name, true).await
 }
 
 /// `POST /handlers/:name/resume`.
 pub async fn resume(
+    _: Admin,
     State(app): State<AppState>,
     Path(name): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<HandlerView>, ApiError> {
-    set_paused(&app, &name, &headers, false).await
+    set_paused(&app, &name, false).await
 }
 
 async fn set_paused(
     app: &AppState,
     name: &str,
-    headers: &HeaderMap,
     paused: bool,
 ) -> Result<Json<HandlerView>, ApiError> {
-    app.admin().check(headers)?;
     let name = name.to_string();
     let change = match paused {
         true => Change::Pause { name: name.clone() },
@@ -228,12 +239,11 @@ impl ReplayRequest {
 /// this host consumes) and commits there; the events from there on are
 /// handled again.
 pub async fn replay(
+    _: Admin,
     State(app): State<AppState>,
     Path(name): Path<String>,
-    headers: HeaderMap,
     JsonBody(request): JsonBody<ReplayRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    app.admin().check(&headers)?;
     let from = request.target()?;
     match app
         .changes()
@@ -253,11 +263,10 @@ pub async fn replay(
 /// `POST /handlers/:name/redrive`: re-injects the handler's dead letters
 /// (those not redriven before) into their topics, for it alone.
 pub async fn redrive(
+    _: Admin,
     State(app): State<AppState>,
     Path(name): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    app.admin().check(&headers)?;
     match app
         .changes()
         .apply(Change::Redrive { name: name.clone() })

@@ -315,6 +315,68 @@ async fn handlers_are_managed_over_http_with_the_admin_token() {
     host.stop().await;
 }
 
+/// Without the admin token an upload is refused from its head alone: the
+/// host answers 401 while the body is still coming, so a caller without the
+/// token cannot make it buffer up to a component's size limit (64 MiB).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_without_the_token_is_refused_before_its_body_is_read() {
+    use futures_util::StreamExt;
+
+    let dir = temp_handlers_dir("http-early-401");
+    let mut c = config(&dir, None);
+    c.admin_token = Some("s3cret".into());
+    let host = TestHost::start(c).await;
+    let url = host.url("/handlers/x");
+
+    for token in [None, Some("wrong")] {
+        // 1 MiB, then a body that never ends: a host that waited for the
+        // whole body would never answer.
+        let endless = futures_util::stream::once(async {
+            Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0u8; 1 << 20]))
+        })
+        .chain(futures_util::stream::pending());
+        // A client of its own: the connection is left with a request half sent.
+        let mut request = reqwest::Client::new()
+            .put(&url)
+            .header("content-type", "application/wasm")
+            .body(reqwest::Body::wrap_stream(endless));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        let r = tokio::time::timeout(Duration::from_secs(10), request.send())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("token {token:?}: no answer while the body was still coming")
+            })
+            .unwrap();
+        assert_eq!(r.status(), 401, "token {token:?}");
+    }
+    assert!(!dir.join("x.wasm").exists());
+    assert_eq!(host.get("/handlers/x").await.0, 404);
+
+    // With the token, a body streamed in pieces is read to its end and runs.
+    let good = std::fs::read(test_component("fault-handler")).unwrap();
+    let pieces: Vec<Result<bytes::Bytes, std::io::Error>> = good
+        .chunks(64 * 1024)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    let r = host
+        .http
+        .put(&url)
+        .bearer_auth("s3cret")
+        .header("content-type", "application/wasm")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            pieces,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(std::fs::read(dir.join("x.wasm")).unwrap(), good);
+    wait_version(&host, "x", &sha256(&good)).await;
+    host.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn replacing_a_handler_under_load_loses_and_repeats_nothing() {
     swap_under_load(None).await;
