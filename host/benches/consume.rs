@@ -544,10 +544,10 @@ impl ProducerContext for Delivered {
     }
 }
 
-/// The host's consumer settings (`HandlerLoop::start` in
-/// host/src/bus/consumer.rs), from the same configuration the host in this
-/// run reads (its defaults, or `FETCH_WAIT_MS`, `PREFETCH_KIB`... from the
-/// environment), in group `group`. `CONSUME_RAW_PREFETCH_KIB` gives the raw
+/// The host's own consumer settings (`event_host::bus::consumer_config`),
+/// from the same configuration the host in this run reads (its defaults, or
+/// `FETCH_WAIT_MS`, `PREFETCH_KIB`... from the environment), in group
+/// `group`, reading from the start. `CONSUME_RAW_PREFETCH_KIB` gives the raw
 /// loops another prefetch, e.g. librdkafka's default (65536).
 ///
 /// The raw loops read one queue for all partitions, so their prefetch is a
@@ -555,23 +555,12 @@ impl ProducerContext for Delivered {
 /// partition.
 fn consumer_config(bootstrap: &str, group: &str) -> ClientConfig {
     let host = event_host::config::Config::defaults();
-    let prefetch_kib = std::env::var("CONSUME_RAW_PREFETCH_KIB")
-        .map(|v| v.parse::<usize>().expect("CONSUME_RAW_PREFETCH_KIB: KiB"))
-        .unwrap_or(host.prefetch_kib);
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("client.id", format!("event-host-{group}"))
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        .set("session.timeout.ms", host.session_timeout_ms.to_string())
-        .set("fetch.wait.max.ms", host.fetch_wait_ms.to_string())
-        .set("queued.max.messages.kbytes", prefetch_kib.to_string())
-        .set("fetch.queue.backoff.ms", "10");
-    c
+    let mut settings = event_host::bus::ConsumerSettings::new(&host, bootstrap);
+    settings.offset_reset = event_host::config::OffsetReset::Earliest;
+    if let Ok(kib) = std::env::var("CONSUME_RAW_PREFETCH_KIB") {
+        settings.prefetch_kib = kib.parse().expect("CONSUME_RAW_PREFETCH_KIB: KiB");
+    }
+    event_host::bus::consumer_config(&settings, group)
 }
 
 /// Notes when the consumer first got its partitions.

@@ -129,7 +129,10 @@ fn dispatch(c: &mut Criterion) {
         }
         for (name, component, event) in cases {
             let time = rt.block_on(fastest(async || {
-                component.handle(event, &delivery).await.expect("handled");
+                component
+                    .handle(component.slot().await, event, &delivery)
+                    .await
+                    .expect("handled");
             }));
             let ratio = time.as_secs_f64() / native_time.as_secs_f64();
             println!(
@@ -158,7 +161,10 @@ fn dispatch(c: &mut Criterion) {
                 rt.block_on(async {
                     let started = Instant::now();
                     for _ in 0..iters {
-                        component.handle(event, &delivery).await.expect("handled");
+                        component
+                            .handle(component.slot().await, event, &delivery)
+                            .await
+                            .expect("handled");
                     }
                     started.elapsed()
                 })

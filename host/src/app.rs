@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::event::Topic;
 use crate::registry::Registry;
 use crate::runtime::{Limits, Runtime};
-use crate::supervisor::{Change, Supervisor};
+use crate::supervisor::Supervisor;
 use crate::{devloop, watcher};
 
 /// Runs the host until `shutdown` completes, then shuts down in order.
@@ -86,6 +86,20 @@ pub async fn run(
 
     let startup = async {
         wait_for_broker(&bus, &state).await;
+        // Watch first, then scan: a file dropped in between is seen by
+        // one or both (a second look at the same bytes changes nothing).
+        let folder_watch = {
+            let changes = changes.clone();
+            watcher::watch(
+                &handlers_dir,
+                RecursiveMode::NonRecursive,
+                watcher::QUIET,
+                move |path| {
+                    let changes = changes.clone();
+                    async move { changes.file_changed(path).await }
+                },
+            )?
+        };
         // Load what is in the folder, through the same path as later changes.
         let files = Registry::scan(&handlers_dir)?;
         if files.is_empty() {
@@ -95,22 +109,10 @@ pub async fn run(
             );
         }
         for file in files {
-            if let Err(e) = changes.apply(Change::File(file.clone())).await {
-                tracing::error!(file = %file.display(), error = ?e, "cannot start handler");
+            if let Err(e) = changes.load_file(file.clone()).await {
+                tracing::error!(file = %file.display(), error = %e, "cannot start handler");
             }
         }
-        let folder_watch = {
-            let changes = changes.clone();
-            watcher::watch(
-                &handlers_dir,
-                RecursiveMode::NonRecursive,
-                watcher::QUIET,
-                move |path| {
-                    let changes = changes.clone();
-                    async move { changes.notify(Change::File(path)).await }
-                },
-            )?
-        };
         tracing::info!(dir = %handlers_dir.display(), "watching the handlers folder");
         let dev = match config.dev {
             true => Some(devloop::start(&config.workspace_dir, &handlers_dir)?),
@@ -126,7 +128,7 @@ pub async fn run(
     let failed = match started {
         Some(Ok(watches)) => {
             wait_until_ready(&state, &stopping).await;
-            stopping.cancelled().await;
+            watch_the_watchers(&watches, &state, &stopping).await;
             drop(watches);
             None
         }
@@ -192,6 +194,35 @@ async fn wait_for_broker(bus: &Bus, state: &AppState) {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
+        }
+    }
+}
+
+/// Until the host stops, checks that the folder watcher and the dev loop
+/// still run: one that died is logged once and reported by `/health`, since
+/// new files would no longer be picked up.
+async fn watch_the_watchers(
+    (folder, dev): &(watcher::FolderWatch, Option<devloop::DevLoop>),
+    state: &AppState,
+    stopping: &CancellationToken,
+) {
+    let mut reported = (false, false);
+    loop {
+        tokio::select! {
+            () = stopping.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        if folder.has_stopped() && !reported.0 {
+            reported.0 = true;
+            let problem = "the handlers-folder watcher stopped: new and changed files are not picked up until the host restarts (uploads still work)";
+            tracing::error!("{problem}");
+            state.add_problem(problem);
+        }
+        if dev.as_ref().is_some_and(devloop::DevLoop::has_stopped) && !reported.1 {
+            reported.1 = true;
+            let problem = "the --dev source watcher stopped: handler crates are not rebuilt until the host restarts";
+            tracing::error!("{problem}");
+            state.add_problem(problem);
         }
     }
 }

@@ -29,6 +29,14 @@ pub struct DevLoop {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl DevLoop {
+    /// Whether its build task or one of its watches has ended (they only do
+    /// by failing, until the dev loop is dropped).
+    pub fn has_stopped(&self) -> bool {
+        self.task.is_finished() || self._watches.iter().any(FolderWatch::has_stopped)
+    }
+}
+
 impl Drop for DevLoop {
     fn drop(&mut self) {
         self.task.abort();

@@ -47,9 +47,10 @@ impl Event {
         serde_json::from_slice(payload).map_err(|e| MalformedEvent(e.to_string()))
     }
 
-    pub fn encode(&self) -> Vec<u8> {
-        // Serialising strings and already-valid raw JSON cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+    /// The envelope as JSON. An error is returned, never an empty
+    /// payload, though strings and already-checked raw JSON do not fail.
+    pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
     }
 }
 
@@ -171,7 +172,7 @@ mod tests {
             Some("u1".into()),
             raw(r#"{"name":"Ada"}"#),
         );
-        let v: serde_json::Value = serde_json::from_slice(&e.encode()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&e.encode().unwrap()).unwrap();
         let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys.len(), 5, "{v}");
         assert_eq!(v["type"], "USER_REGISTERED");
@@ -194,11 +195,11 @@ mod tests {
     #[test]
     fn a_null_user_id_round_trips() {
         let e = Event::new(EventType::parse("A").unwrap(), None, raw("[1,2]"));
-        let back = Event::decode(&e.encode()).unwrap();
+        let back = Event::decode(&e.encode().unwrap()).unwrap();
         assert_eq!(back.user_id, None);
         assert_eq!(back.data.get(), "[1,2]");
         assert!(
-            String::from_utf8(e.encode())
+            String::from_utf8(e.encode().unwrap())
                 .unwrap()
                 .contains(r#""userId":null"#)
         );

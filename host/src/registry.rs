@@ -12,12 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::event::Topic;
-use crate::runtime::{Component, LoadError, RetryPolicy};
-use crate::stats::{Snapshot, Stats};
+use crate::runtime::{Component, Subscription};
+use crate::stats::{ConsumerState, Counts, Stats};
 
 #[derive(Default)]
 pub struct Registry {
@@ -28,61 +26,48 @@ struct Entry {
     file: PathBuf,
     /// The version serving events; `None` until a file of this name loads.
     current: Option<watch::Sender<Component>>,
-    /// Why the newest file of this name was rejected, if it was.
+    /// The state of the consume loop serving it.
+    consumer: Option<Arc<ConsumerState>>,
+    /// Why the newest file of this name could not be installed, if it could
+    /// not (the running version, if any, stays).
     rejected: Option<String>,
     paused: bool,
     stats: Arc<Stats>,
 }
 
-/// What installing a version did.
-pub enum Installed {
-    /// A handler that did not run before: start consuming for it.
-    New {
-        versions: watch::Receiver<Component>,
-        stats: Arc<Stats>,
-    },
-    /// A new version of a running handler: its consume loop uses it from
-    /// the next event on. `resubscribe` when it wants other topics.
-    Replaced { resubscribe: bool },
-    /// The same bytes as the version already running.
-    Unchanged,
-}
-
-/// A handler as the API shows it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HandlerView {
+/// A handler as the registry knows it: the API shows this.
+#[derive(Debug, Clone)]
+pub struct HandlerInfo {
     pub name: String,
     pub status: Status,
     pub file: PathBuf,
     /// SHA-256 of the component serving events.
     pub version: Option<String>,
-    #[serde(serialize_with = "rfc3339")]
     pub loaded_at: Option<SystemTime>,
-    pub subscriptions: Vec<SubscriptionView>,
-    /// The handler's own retry policy; none means the host's defaults.
-    pub retry: Option<RetryPolicy>,
-    pub stats: Snapshot,
+    pub subscription: Option<Subscription>,
+    pub counts: Counts,
+    /// Partitions this instance holds for it.
+    pub partitions: usize,
+    /// Events waiting per partition held, keyed `topic/partition`, as of the
+    /// consumer's last report; none before the first report and while the
+    /// handler has no consumer.
+    pub lag: Option<BTreeMap<String, u64>>,
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubscriptionView {
-    pub topic: Topic,
-    /// Empty means every event type.
-    pub event_types: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
-    /// Loaded; its consumer has not received its partitions yet.
+    /// Loaded; its consumer has not received its assignment yet.
     Starting,
-    /// Consuming.
+    /// Consuming: it holds partitions.
     Running,
+    /// In its group but holding no partition (the group has more members
+    /// than partitions): it takes over when another member leaves.
+    Idle,
     /// Loaded and in its group, but taking no events until resumed.
     Paused,
+    /// Its consume loop failed; it is being started again.
+    Restarting,
     /// No version could be loaded.
     Failed,
 }
@@ -120,6 +105,7 @@ impl Registry {
         let entry = handlers.entry(name.to_string()).or_insert_with(|| Entry {
             file: file.to_path_buf(),
             current: None,
+            consumer: None,
             rejected: None,
             paused: false,
             stats: Arc::default(),
@@ -128,55 +114,78 @@ impl Registry {
         entry
     }
 
-    /// The digest of the version serving events for `name`.
-    pub fn digest(&self, name: &str) -> Option<String> {
+    /// The version serving events for `name`.
+    pub fn current(&self, name: &str) -> Option<Component> {
         let handlers = self.read();
-        let current = handlers.get(name)?.current.as_ref()?;
-        Some(current.borrow().digest().to_string())
+        Some(handlers.get(name)?.current.as_ref()?.borrow().clone())
     }
 
-    /// Makes `component` the version of `name` that serves events.
-    pub fn install(&self, name: &str, file: &Path, component: Component) -> Installed {
+    /// The digest of the version serving events for `name`.
+    pub fn digest(&self, name: &str) -> Option<String> {
+        self.current(name).map(|c| c.digest().to_string())
+    }
+
+    /// The counters of `name`, kept across its versions (created with the
+    /// entry if there is none yet).
+    pub fn stats(&self, name: &str, file: &Path) -> Arc<Stats> {
+        Self::entry(&mut self.write(), name, file).stats.clone()
+    }
+
+    /// `name` is served from now on by the consume loop that `versions` and
+    /// `consumer` belong to (a new handler, or one whose subscriptions
+    /// changed).
+    pub fn serve(
+        &self,
+        name: &str,
+        file: &Path,
+        versions: watch::Sender<Component>,
+        consumer: Arc<ConsumerState>,
+    ) {
         let mut handlers = self.write();
         let entry = Self::entry(&mut handlers, name, file);
         entry.rejected = None;
+        entry.current = Some(versions);
+        entry.consumer = Some(consumer);
+    }
+
+    /// A new version of `name` with the same subscriptions: its running loop
+    /// takes it from the next event on. False if `name` has no loop.
+    pub fn replace(&self, name: &str, file: &Path, component: Component) -> bool {
+        let mut handlers = self.write();
+        let entry = Self::entry(&mut handlers, name, file);
         match &entry.current {
-            Some(current) if current.borrow().digest() == component.digest() => {
-                Installed::Unchanged
-            }
             Some(current) => {
-                let old = current.send_replace(component);
-                let resubscribe =
-                    old.subscription().topics != current.borrow().subscription().topics;
-                Installed::Replaced { resubscribe }
+                current.send_replace(component);
+                entry.rejected = None;
+                true
             }
-            None => {
-                let (tx, rx) = watch::channel(component);
-                entry.current = Some(tx);
-                Installed::New {
-                    versions: rx,
-                    stats: entry.stats.clone(),
-                }
-            }
+            None => false,
         }
     }
 
-    /// Records why a file for `name` was rejected; a running version stays.
-    pub fn reject(&self, name: &str, file: &Path, error: &LoadError) {
+    /// The consume loop of `name` was started again.
+    pub fn set_consumer(&self, name: &str, consumer: Arc<ConsumerState>) {
+        if let Some(entry) = self.write().get_mut(name) {
+            entry.consumer = Some(consumer);
+        }
+    }
+
+    /// A new receiver of `name`'s versions, for a restarted consume loop.
+    pub fn versions(&self, name: &str) -> Option<watch::Receiver<Component>> {
+        let handlers = self.read();
+        Some(handlers.get(name)?.current.as_ref()?.subscribe())
+    }
+
+    /// Records why the newest file for `name` could not be installed; a
+    /// running version stays.
+    pub fn reject(&self, name: &str, file: &Path, error: String) {
         let mut handlers = self.write();
-        Self::entry(&mut handlers, name, file).rejected = Some(error.to_string());
+        Self::entry(&mut handlers, name, file).rejected = Some(error);
     }
 
     /// Forgets a handler. Returns whether it was known.
     pub fn remove(&self, name: &str) -> bool {
         self.write().remove(name).is_some()
-    }
-
-    /// A new receiver of `name`'s versions, for a restarted consume loop.
-    pub fn versions(&self, name: &str) -> Option<(watch::Receiver<Component>, Arc<Stats>)> {
-        let handlers = self.read();
-        let entry = handlers.get(name)?;
-        Some((entry.current.as_ref()?.subscribe(), entry.stats.clone()))
     }
 
     /// Records whether `name` is paused; returns false for an unknown name.
@@ -194,57 +203,54 @@ impl Registry {
         self.read().get(name).is_some_and(|e| e.paused)
     }
 
-    /// Whether every loaded handler is consuming (or deliberately paused).
+    /// Whether every loaded handler's consumer has joined its group (or is
+    /// deliberately paused).
     pub fn all_running(&self) -> bool {
         let handlers = self.read();
         handlers
             .values()
             .filter(|e| e.current.is_some())
-            .all(|e| e.paused || e.stats.is_assigned())
+            .all(|e| e.paused || e.consumer.as_ref().is_some_and(|c| c.is_joined()))
     }
 
-    pub fn list(&self) -> Vec<HandlerView> {
+    pub fn list(&self) -> Vec<HandlerInfo> {
         let handlers = self.read();
-        handlers.iter().map(|(name, e)| view(name, e)).collect()
+        handlers.iter().map(|(name, e)| info(name, e)).collect()
     }
 
-    pub fn get(&self, name: &str) -> Option<HandlerView> {
+    pub fn get(&self, name: &str) -> Option<HandlerInfo> {
         let handlers = self.read();
-        handlers.get(name).map(|e| view(name, e))
+        handlers.get(name).map(|e| info(name, e))
     }
 }
 
-fn view(name: &str, e: &Entry) -> HandlerView {
+fn info(name: &str, e: &Entry) -> HandlerInfo {
     let current = e.current.as_ref().map(|c| c.borrow().clone());
-    let status = match &current {
-        None => Status::Failed,
-        Some(_) if e.paused => Status::Paused,
-        Some(_) if e.stats.is_assigned() => Status::Running,
-        Some(_) => Status::Starting,
+    let consumer = e.consumer.as_deref();
+    let failure = consumer.and_then(|c| c.failure());
+    let status = match (&current, consumer) {
+        (None, _) => Status::Failed,
+        (Some(_), _) if failure.is_some() => Status::Restarting,
+        (Some(_), _) if e.paused => Status::Paused,
+        (Some(_), Some(c)) if c.is_joined() && c.partitions() > 0 => Status::Running,
+        (Some(_), Some(c)) if c.is_joined() => Status::Idle,
+        (Some(_), _) => Status::Starting,
     };
-    let subscriptions = current
-        .as_ref()
-        .map(|c| {
-            let s = c.subscription();
-            s.topics
-                .iter()
-                .map(|t| SubscriptionView {
-                    topic: t.clone(),
-                    event_types: s.event_types.iter().cloned().collect(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    HandlerView {
+    HandlerInfo {
         name: name.to_string(),
         status,
         file: e.file.clone(),
         version: current.as_ref().map(|c| c.digest().to_string()),
         loaded_at: current.as_ref().map(Component::loaded_at),
-        subscriptions,
-        retry: current.as_ref().and_then(|c| c.subscription().retry),
-        stats: e.stats.snapshot(),
-        last_error: e.rejected.clone().or_else(|| e.stats.last_error()),
+        subscription: current.as_ref().map(|c| c.subscription().clone()),
+        counts: e.stats.counts(),
+        partitions: consumer.map_or(0, ConsumerState::partitions),
+        lag: consumer.and_then(ConsumerState::lag),
+        last_error: e
+            .rejected
+            .clone()
+            .or(failure)
+            .or_else(|| e.stats.last_error()),
     }
 }
 
@@ -280,13 +286,6 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&humantime::format_rfc3339_millis(*t).to_string()),
-        None => s.serialize_none(),
-    }
 }
 
 #[cfg(test)]

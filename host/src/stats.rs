@@ -1,10 +1,17 @@
-//! Counters of one handler's consume loop: written by the loop, read by the
-//! API. Plain atomics, so the hot path never takes a lock to count.
+//! What the API reports of a handler at run time: its counters, written by
+//! its consume loops and kept across versions, and the state of its current
+//! consume loop (group membership, partitions, lag). Plain atomics, so the
+//! hot path never takes a lock to count.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A handler's counters.
 #[derive(Debug, Default)]
 pub struct Stats {
     handled: AtomicU64,
@@ -12,16 +19,13 @@ pub struct Stats {
     skipped: AtomicU64,
     dead_lettered: AtomicU64,
     in_flight: AtomicU64,
-    assigned: AtomicBool,
+    waiting_for_capacity: AtomicU64,
     last_error: Mutex<Option<String>>,
-    /// Events waiting per assigned partition, as librdkafka last reported.
-    lag: Mutex<Option<BTreeMap<String, u64>>>,
 }
 
 /// A consistent-enough copy of [`Stats`] for reporting.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Snapshot {
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Counts {
     /// Events the handler handled successfully.
     pub handled: u64,
     /// Invocations that failed (a retried event counts once per attempt).
@@ -32,12 +36,9 @@ pub struct Snapshot {
     pub dead_lettered: u64,
     /// Handler calls running now.
     pub in_flight: u64,
-    /// Events on this instance's partitions not yet handled, as of the
-    /// consumer's last report (every `LAG_INTERVAL_MS`); none before the
-    /// first report and while the handler has no consumer.
-    pub lag: Option<u64>,
-    /// The same per partition, keyed `topic/partition`.
-    pub lag_by_partition: BTreeMap<String, u64>,
+    /// Events waiting for room in the host's instance pool (every handler's
+    /// calls share it) before their handler call can start.
+    pub waiting_for_capacity: u64,
 }
 
 impl Stats {
@@ -51,60 +52,124 @@ impl Stats {
 
     pub fn failed(&self, error: String) {
         self.failed.fetch_add(1, Ordering::Relaxed);
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+        self.set_last_error(error);
+    }
+
+    pub fn set_last_error(&self, error: String) {
+        *lock(&self.last_error) = Some(error);
     }
 
     /// Counts a handler call as running until the guard is dropped.
-    pub fn call(&self) -> InFlight<'_> {
+    pub fn call(&self) -> Guard<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self)
+        Guard(&self.in_flight)
+    }
+
+    /// Counts an event as waiting for an instance slot until the guard is
+    /// dropped.
+    pub fn waiting_for_capacity(&self) -> Guard<'_> {
+        self.waiting_for_capacity.fetch_add(1, Ordering::Relaxed);
+        Guard(&self.waiting_for_capacity)
     }
 
     pub fn dead_lettered(&self) {
         self.dead_lettered.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The consumer has joined its group and received its partitions.
-    pub fn set_assigned(&self, assigned: bool) {
-        self.assigned.store(assigned, Ordering::Release);
-    }
-
-    pub fn is_assigned(&self) -> bool {
-        self.assigned.load(Ordering::Acquire)
-    }
-
-    /// Replaces the lag with the consumer's latest report (none: unknown).
-    pub fn set_lag(&self, lag: Option<BTreeMap<String, u64>>) {
-        *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = lag;
-    }
-
     pub fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.last_error).clone()
     }
 
-    pub fn snapshot(&self) -> Snapshot {
-        let lag_by_partition = self.lag.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        Snapshot {
-            lag: lag_by_partition.as_ref().map(|l| l.values().sum()),
-            lag_by_partition: lag_by_partition.unwrap_or_default(),
+    pub fn counts(&self) -> Counts {
+        Counts {
             handled: self.handled.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
+            waiting_for_capacity: self.waiting_for_capacity.load(Ordering::Relaxed),
         }
     }
 }
 
-/// A running handler call; see [`Stats::call`].
-pub struct InFlight<'a>(&'a Stats);
+/// Something running or waiting, counted until dropped.
+pub struct Guard<'a>(&'a AtomicU64);
 
-impl Drop for InFlight<'_> {
+impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The state of one consume loop: one per start of a handler's loop.
+#[derive(Debug, Default)]
+pub struct ConsumerState {
+    /// The consumer received an assignment from its group (possibly of no
+    /// partition: more instances than partitions).
+    joined: AtomicBool,
+    /// Partitions it holds now.
+    partitions: AtomicUsize,
+    /// The loop ended: it left its group.
+    left: AtomicBool,
+    /// Why the loop failed, if it did.
+    failure: Mutex<Option<String>>,
+    /// Events waiting per assigned partition, as librdkafka last reported.
+    lag: Mutex<Option<BTreeMap<String, u64>>>,
+}
+
+impl ConsumerState {
+    /// An assignment arrived; the loop now holds `partitions`.
+    pub fn set_partitions(&self, partitions: usize) {
+        self.partitions.store(partitions, Ordering::Release);
+        self.joined.store(true, Ordering::Release);
+    }
+
+    /// Partitions were revoked; the loop holds `partitions` until the next
+    /// assignment.
+    pub fn set_held(&self, partitions: usize) {
+        self.partitions.store(partitions, Ordering::Release);
+    }
+
+    pub fn is_joined(&self) -> bool {
+        self.joined.load(Ordering::Acquire) && !self.has_left()
+    }
+
+    pub fn partitions(&self) -> usize {
+        if self.has_left() {
+            return 0;
+        }
+        self.partitions.load(Ordering::Acquire)
+    }
+
+    /// The loop left its group (stopped, or failed).
+    pub fn set_left(&self) {
+        self.left.store(true, Ordering::Release);
+        *lock(&self.lag) = None;
+    }
+
+    pub fn has_left(&self) -> bool {
+        self.left.load(Ordering::Acquire)
+    }
+
+    pub fn set_failure(&self, why: String) {
+        *lock(&self.failure) = Some(why);
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.failure).clone()
+    }
+
+    /// Replaces the lag with the consumer's latest report.
+    pub fn set_lag(&self, lag: BTreeMap<String, u64>) {
+        if !self.has_left() {
+            *lock(&self.lag) = Some(lag);
+        }
+    }
+
+    /// Events waiting on each partition held, keyed `topic/partition`; none
+    /// before the first report and once the loop left.
+    pub fn lag(&self) -> Option<BTreeMap<String, u64>> {
+        lock(&self.lag).clone()
     }
 }
 
@@ -122,38 +187,40 @@ mod tests {
         s.failed("second".into());
         s.dead_lettered();
         let call = s.call();
-        assert_eq!(s.snapshot().in_flight, 1);
-        drop(call);
+        let waiting = s.waiting_for_capacity();
+        assert_eq!(s.counts().in_flight, 1);
+        assert_eq!(s.counts().waiting_for_capacity, 1);
+        drop((call, waiting));
         assert_eq!(
-            s.snapshot(),
-            Snapshot {
+            s.counts(),
+            Counts {
                 handled: 2,
                 failed: 2,
                 skipped: 1,
                 dead_lettered: 1,
                 in_flight: 0,
-                lag: None,
-                lag_by_partition: BTreeMap::new(),
+                waiting_for_capacity: 0,
             }
         );
         assert_eq!(s.last_error().as_deref(), Some("second"));
-        assert!(!s.is_assigned());
-        s.set_assigned(true);
-        assert!(s.is_assigned());
     }
 
     #[test]
-    fn lag_adds_up_the_partitions_and_can_be_unknown() {
-        let s = Stats::default();
-        s.set_lag(Some(BTreeMap::from([
-            ("user-events/0".to_string(), 3),
-            ("user-events/2".to_string(), 4),
-        ])));
-        let snap = s.snapshot();
-        assert_eq!(snap.lag, Some(7));
-        assert_eq!(snap.lag_by_partition.len(), 2);
-        s.set_lag(None);
-        assert_eq!(s.snapshot().lag, None);
-        assert!(s.snapshot().lag_by_partition.is_empty());
+    fn a_loop_that_left_holds_nothing_and_reports_no_lag() {
+        let c = ConsumerState::default();
+        assert!(!c.is_joined());
+        c.set_partitions(0);
+        assert!(c.is_joined(), "joined with no partition");
+        c.set_partitions(3);
+        c.set_lag(BTreeMap::from([("t/0".to_string(), 4)]));
+        assert_eq!(c.partitions(), 3);
+        c.set_held(1);
+        assert_eq!(c.partitions(), 1);
+        c.set_left();
+        assert!(!c.is_joined());
+        assert_eq!(c.partitions(), 0);
+        assert_eq!(c.lag(), None);
+        c.set_lag(BTreeMap::new());
+        assert_eq!(c.lag(), None, "a late report does not revive it");
     }
 }

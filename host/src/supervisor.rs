@@ -4,89 +4,149 @@
 //!
 //! The handlers folder is the single source of truth: an upload is
 //! validated, then written into the folder, and only then installed. A file
-//! that fails validation never replaces a running version.
+//! that fails validation never replaces a running version. A version that
+//! subscribes to other topics is installed as a plan: its topics are
+//! created and its consume loop started first, and only then does it
+//! replace the running one; if any step fails, the running version keeps
+//! serving, untouched, and saving the file again tries again.
+//!
+//! Replays and redrives run off this task (they take seconds), so an upload
+//! or a pause never waits behind them. A consume loop that fails is started
+//! again after a pause.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Bus, HandlerLoop, Redriven, ReplayFrom, Rewound};
-use crate::registry::{self, Installed, Registry};
+use crate::bus::{Bus, HandlerLoop, LoopFailed, Redriven, ReplayFrom, Rewound};
+use crate::registry::{self, Registry};
 use crate::runtime::{self, Component, LoadError, Runtime};
 
-/// A change to apply.
-#[derive(Debug)]
-pub enum Change {
-    /// Look at this path in the handlers folder: added, changed or removed.
-    File(PathBuf),
-    /// Install these bytes as handler `name`, if they are a valid handler.
-    Upload {
-        name: String,
-        bytes: Vec<u8>,
-    },
-    Delete {
-        name: String,
-    },
-    Pause {
-        name: String,
-    },
-    Resume {
-        name: String,
-    },
-    Replay {
-        name: String,
-        from: ReplayFrom,
-    },
-    Redrive {
-        name: String,
-    },
+/// How long a failed consume loop waits before it is started again.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// Why a change was not made. Nothing changed in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("no handler named {0:?}")]
+    NotFound(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("not a valid handler: {0}")]
+    Rejected(LoadError),
+    #[error("a redrive of {0:?} is already running")]
+    Busy(String),
+    #[error("the host is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
 }
 
-/// What a change did.
-#[derive(Debug)]
-pub enum Outcome {
+/// What an upload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uploaded {
     Added,
     Replaced,
     /// The same version was already running.
     Unchanged,
-    Removed,
-    Paused,
-    Resumed,
-    Replayed(Vec<Rewound>),
-    Redriven(Redriven),
-    /// The bytes are not a valid handler; nothing changed.
-    Rejected(LoadError),
-    /// No handler of that name.
-    NotFound,
-    /// Not a handler file (a temporary file, say).
-    Ignored,
 }
 
-type Request = (Change, Option<oneshot::Sender<anyhow::Result<Outcome>>>);
+type Reply<T> = oneshot::Sender<Result<T, ChangeError>>;
+
+enum Request {
+    /// Look at this path in the handlers folder: added, changed or removed.
+    /// The reply (if asked for) says when that was applied.
+    File(PathBuf, Option<Reply<()>>),
+    Upload {
+        name: String,
+        bytes: Vec<u8>,
+        reply: Reply<Uploaded>,
+    },
+    Delete {
+        name: String,
+        reply: Reply<()>,
+    },
+    Pause {
+        name: String,
+        paused: bool,
+        reply: Reply<()>,
+    },
+    Replay {
+        name: String,
+        from: ReplayFrom,
+        reply: Reply<Vec<Rewound>>,
+    },
+    Redrive {
+        name: String,
+        reply: Reply<Redriven>,
+    },
+    /// Start a failed loop again (from the supervisor itself).
+    Restart(LoopFailed),
+}
 
 /// Sends changes to the supervisor task. Cheap to clone.
 #[derive(Clone)]
 pub struct Changes(mpsc::Sender<Request>);
 
 impl Changes {
-    /// Applies a change and waits for its outcome.
-    pub async fn apply(&self, change: Change) -> anyhow::Result<Outcome> {
+    async fn ask<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, ChangeError> {
         let (tx, rx) = oneshot::channel();
         self.0
-            .send((change, Some(tx)))
+            .send(request(tx))
             .await
-            .ok()
-            .context("the host is shutting down")?;
-        rx.await.context("the host is shutting down")?
+            .map_err(|_| ChangeError::ShuttingDown)?;
+        rx.await.map_err(|_| ChangeError::ShuttingDown)?
     }
 
-    /// Queues a change without waiting (the folder watcher's way).
-    pub async fn notify(&self, change: Change) {
-        let _ = self.0.send((change, None)).await;
+    /// Installs `bytes` as handler `name`, if they are a valid handler.
+    pub async fn upload(&self, name: &str, bytes: Vec<u8>) -> Result<Uploaded, ChangeError> {
+        let name = name.to_string();
+        self.ask(|reply| Request::Upload { name, bytes, reply })
+            .await
+    }
+
+    /// Stops handler `name` (its loop commits and leaves its group) and
+    /// deletes its file.
+    pub async fn delete(&self, name: &str) -> Result<(), ChangeError> {
+        let name = name.to_string();
+        self.ask(|reply| Request::Delete { name, reply }).await
+    }
+
+    pub async fn set_paused(&self, name: &str, paused: bool) -> Result<(), ChangeError> {
+        let name = name.to_string();
+        self.ask(|reply| Request::Pause {
+            name,
+            paused,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn replay(&self, name: &str, from: ReplayFrom) -> Result<Vec<Rewound>, ChangeError> {
+        let name = name.to_string();
+        self.ask(|reply| Request::Replay { name, from, reply })
+            .await
+    }
+
+    pub async fn redrive(&self, name: &str) -> Result<Redriven, ChangeError> {
+        let name = name.to_string();
+        self.ask(|reply| Request::Redrive { name, reply }).await
+    }
+
+    /// Looks at a path of the handlers folder, without waiting (the folder
+    /// watcher's way).
+    pub async fn file_changed(&self, path: PathBuf) {
+        let _ = self.0.send(Request::File(path, None)).await;
+    }
+
+    /// Looks at a path and waits until that was applied (start-up's way).
+    pub async fn load_file(&self, path: PathBuf) -> Result<(), ChangeError> {
+        self.ask(|reply| Request::File(path, Some(reply))).await
     }
 }
 
@@ -97,6 +157,10 @@ pub struct Supervisor {
     registry: Arc<Registry>,
     bus: Arc<Bus>,
     loops: BTreeMap<String, HandlerLoop>,
+    failed_tx: mpsc::UnboundedSender<LoopFailed>,
+    failed: mpsc::UnboundedReceiver<LoopFailed>,
+    /// Handlers whose dead letters are being redriven now.
+    redriving: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Supervisor {
@@ -106,12 +170,16 @@ impl Supervisor {
         registry: Arc<Registry>,
         bus: Arc<Bus>,
     ) -> Self {
+        let (failed_tx, failed) = mpsc::unbounded_channel();
         Self {
             dir,
             runtime,
             registry,
             bus,
             loops: BTreeMap::new(),
+            failed_tx,
+            failed,
+            redriving: Arc::default(),
         }
     }
 
@@ -120,54 +188,70 @@ impl Supervisor {
     /// returns itself for shut-down.
     pub fn spawn(self, stop: CancellationToken) -> (Changes, tokio::task::JoinHandle<Self>) {
         let (tx, mut rx) = mpsc::channel::<Request>(64);
+        let restarts = tx.downgrade();
         let task = tokio::spawn(async move {
             let mut this = self;
             loop {
                 let request = tokio::select! {
                     biased;
                     () = stop.cancelled() => break,
+                    Some(failed) = this.failed.recv() => {
+                        this.loop_failed(failed, restarts.clone());
+                        continue;
+                    }
                     r = rx.recv() => r,
                 };
-                let Some((change, reply)) = request else {
+                let Some(request) = request else {
                     break;
                 };
-                let outcome = this.apply(change).await;
-                match reply {
-                    Some(reply) => {
-                        let _ = reply.send(outcome);
-                    }
-                    None => {
-                        if let Err(e) = outcome {
-                            tracing::error!(error = ?e, "handler change failed");
-                        }
-                    }
-                }
+                this.apply(request).await;
             }
             this
         });
         (Changes(tx), task)
     }
 
-    pub async fn apply(&mut self, change: Change) -> anyhow::Result<Outcome> {
-        match change {
-            Change::File(path) => self.file_changed(&path).await,
-            Change::Upload { name, bytes } => self.upload(&name, bytes).await,
-            Change::Delete { name } => self.delete(&name).await,
-            Change::Pause { name } => Ok(self.pause(&name, true)),
-            Change::Resume { name } => Ok(self.pause(&name, false)),
-            Change::Replay { name, from } => match self.loops.get(&name) {
-                Some(handler_loop) => Ok(Outcome::Replayed(handler_loop.replay(from).await?)),
-                None => Ok(Outcome::NotFound),
-            },
-            Change::Redrive { name } => {
-                let Some((versions, _)) = self.registry.versions(&name) else {
-                    return Ok(Outcome::NotFound);
-                };
-                let topics = versions.borrow().subscription().topics.clone();
-                Ok(Outcome::Redriven(
-                    crate::bus::redrive(&self.bus, &name, &topics).await?,
-                ))
+    async fn apply(&mut self, request: Request) {
+        match request {
+            Request::File(path, reply) => {
+                let result = self.file_changed(&path).await;
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(result.map_err(ChangeError::Failed));
+                    }
+                    None => {
+                        if let Err(e) = result {
+                            tracing::error!(file = %path.display(), error = %e, "handler change failed");
+                        }
+                    }
+                }
             }
+            Request::Upload { name, bytes, reply } => {
+                let _ = reply.send(self.upload(&name, bytes).await);
+            }
+            Request::Delete { name, reply } => {
+                let _ = reply.send(self.delete(&name).await);
+            }
+            Request::Pause {
+                name,
+                paused,
+                reply,
+            } => {
+                let _ = reply.send(self.pause(&name, paused));
+            }
+            Request::Replay { name, from, reply } => match self.loops.get(&name) {
+                Some(handler_loop) => {
+                    let replay = handler_loop.replay(from);
+                    tokio::spawn(async move {
+                        let _ = reply.send(replay.await.map_err(ChangeError::Failed));
+                    });
+                }
+                None => {
+                    let _ = reply.send(Err(ChangeError::NotFound(name)));
+                }
+            },
+            Request::Redrive { name, reply } => self.redrive(name, reply),
+            Request::Restart(failed) => self.restart(failed),
         }
     }
 
@@ -175,136 +259,232 @@ impl Supervisor {
         self.dir.join(format!("{name}.wasm"))
     }
 
-    async fn file_changed(&mut self, path: &Path) -> anyhow::Result<Outcome> {
+    async fn file_changed(&mut self, path: &Path) -> anyhow::Result<()> {
         if !registry::is_handler_file(path) || path.parent() != Some(self.dir.as_path()) {
-            return Ok(Outcome::Ignored);
+            return Ok(());
         }
         let name = match registry::handler_name(path) {
             Ok(name) => name,
             Err(e) => {
                 tracing::error!(error = %e, "ignoring a file that cannot name a handler");
-                return Ok(Outcome::Ignored);
+                return Ok(());
             }
         };
         let bytes = match tokio::fs::read(path).await {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(self.stop_handler(&name).await);
+                self.stop_handler(&name).await;
+                return Ok(());
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
         if self.registry.digest(&name).as_deref() == Some(runtime::digest(&bytes).as_str()) {
-            return Ok(Outcome::Unchanged);
+            return Ok(());
         }
         match self.runtime.load(&name, bytes).await {
-            Ok(component) => self.install(&name, path, component).await,
+            Ok(component) => {
+                self.install(&name, path, component).await?;
+            }
             Err(error) => {
                 tracing::error!(handler = %name, file = %path.display(), %error, "handler file rejected");
-                self.registry.reject(&name, path, &error);
-                Ok(Outcome::Rejected(error))
+                self.registry.reject(&name, path, error.to_string());
             }
         }
+        Ok(())
     }
 
-    async fn upload(&mut self, name: &str, bytes: Vec<u8>) -> anyhow::Result<Outcome> {
-        registry::validate_name(name).map_err(anyhow::Error::msg)?;
-        let component = match self.runtime.load(name, bytes.clone()).await {
-            Ok(c) => c,
-            Err(error) => return Ok(Outcome::Rejected(error)),
-        };
+    async fn upload(&mut self, name: &str, bytes: Vec<u8>) -> Result<Uploaded, ChangeError> {
+        registry::validate_name(name).map_err(ChangeError::InvalidName)?;
+        let component = self
+            .runtime
+            .load(name, bytes.clone())
+            .await
+            .map_err(ChangeError::Rejected)?;
         let file = self.file_for(name);
         write_atomically(&file, &bytes).await?;
-        self.install(name, &file, component).await
+        Ok(self.install(name, &file, component).await?)
     }
 
+    /// Makes `component` the version of `name` that serves events. A new
+    /// handler, or one whose subscriptions change, gets a new consume loop
+    /// before anything is swapped; on failure the running version (if any)
+    /// stays and the error is recorded for `GET /handlers/:name`.
     async fn install(
         &mut self,
         name: &str,
         file: &Path,
         component: Component,
-    ) -> anyhow::Result<Outcome> {
+    ) -> anyhow::Result<Uploaded> {
         let version = component.digest().to_string();
         let topics = component.subscription().topics.clone();
-        match self.registry.install(name, file, component) {
-            Installed::Unchanged => Ok(Outcome::Unchanged),
-            Installed::New { versions, stats } => {
-                let started = async {
-                    self.bus.ensure_topics(&topics).await?;
-                    let paused = self.registry.is_paused(name);
-                    HandlerLoop::start(name, versions, &self.bus, stats, paused)
-                }
-                .await;
-                match started {
-                    Ok(handler_loop) => {
-                        tracing::info!(handler = name, %version, ?topics, "handler added");
-                        self.loops.insert(name.to_string(), handler_loop);
-                        Ok(Outcome::Added)
-                    }
-                    Err(e) => {
-                        self.registry.remove(name);
-                        Err(e.context(format!("cannot start consuming for handler {name}")))
-                    }
-                }
+        let running = self.registry.current(name);
+        let uploaded = match &running {
+            Some(current) if current.digest() == component.digest() => {
+                return Ok(Uploaded::Unchanged);
             }
-            Installed::Replaced { resubscribe: false } => {
+            Some(current) if current.subscription().topics == topics => {
+                self.registry.replace(name, file, component);
                 tracing::info!(handler = name, %version, "handler replaced; the next event goes to the new version");
-                Ok(Outcome::Replaced)
+                return Ok(Uploaded::Replaced);
             }
-            Installed::Replaced { resubscribe: true } => {
-                tracing::info!(handler = name, %version, ?topics, "handler replaced with new subscriptions; rejoining");
-                self.bus.ensure_topics(&topics).await?;
-                if let Some(old) = self.loops.remove(name) {
-                    old.stop().await;
-                }
-                let (versions, stats) = self
-                    .registry
-                    .versions(name)
-                    .context("the replaced handler disappeared")?;
-                let paused = self.registry.is_paused(name);
-                let handler_loop = HandlerLoop::start(name, versions, &self.bus, stats, paused)?;
-                self.loops.insert(name.to_string(), handler_loop);
-                Ok(Outcome::Replaced)
+            Some(_) => Uploaded::Replaced,
+            None => Uploaded::Added,
+        };
+        // A plan: the new version's topics and consume loop first.
+        let stats = self.registry.stats(name, file);
+        let (versions, receiver) = watch::channel(component);
+        let started = async {
+            self.bus.ensure_topics(&topics).await?;
+            let paused = self.registry.is_paused(name);
+            HandlerLoop::start(
+                name,
+                receiver,
+                &self.bus,
+                stats,
+                paused,
+                self.failed_tx.clone(),
+            )
+        }
+        .await;
+        let handler_loop = match started {
+            Ok(handler_loop) => handler_loop,
+            Err(e) => {
+                let error =
+                    format!("cannot start consuming {topics:?} for version {version}: {e:#}");
+                tracing::error!(handler = name, %error, "handler not installed; the running version, if any, stays");
+                self.registry.reject(name, file, error);
+                return Err(e.context(format!("cannot start consuming for handler {name}")));
+            }
+        };
+        if let Some(old) = self.loops.remove(name) {
+            old.stop().await;
+        }
+        self.registry
+            .serve(name, file, versions, handler_loop.state().clone());
+        self.loops.insert(name.to_string(), handler_loop);
+        match uploaded {
+            Uploaded::Added => tracing::info!(handler = name, %version, ?topics, "handler added"),
+            _ => {
+                tracing::info!(handler = name, %version, ?topics, "handler replaced with new subscriptions")
             }
         }
+        Ok(uploaded)
     }
 
-    async fn delete(&mut self, name: &str) -> anyhow::Result<Outcome> {
+    async fn delete(&mut self, name: &str) -> Result<(), ChangeError> {
         if self.registry.get(name).is_none() {
-            return Ok(Outcome::NotFound);
+            return Err(ChangeError::NotFound(name.to_string()));
         }
         match tokio::fs::remove_file(self.file_for(name)).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).context(format!("cannot delete the file of handler {name}")),
+            Err(e) => {
+                return Err(anyhow::Error::from(e)
+                    .context(format!("cannot delete the file of handler {name}"))
+                    .into());
+            }
         }
-        Ok(self.stop_handler(name).await)
+        self.stop_handler(name).await;
+        Ok(())
     }
 
     /// Stops a handler's consume loop (it commits and leaves its group) and
     /// forgets the handler.
-    async fn stop_handler(&mut self, name: &str) -> Outcome {
-        let handler_loop = self.loops.remove(name);
-        if let Some(handler_loop) = handler_loop {
+    async fn stop_handler(&mut self, name: &str) {
+        if let Some(handler_loop) = self.loops.remove(name) {
             handler_loop.stop().await;
         }
         if self.registry.remove(name) {
             tracing::info!(handler = name, "handler removed");
-            Outcome::Removed
-        } else {
-            Outcome::NotFound
         }
     }
 
-    fn pause(&mut self, name: &str, paused: bool) -> Outcome {
+    fn pause(&mut self, name: &str, paused: bool) -> Result<(), ChangeError> {
         let Some(handler_loop) = self.loops.get(name) else {
-            return Outcome::NotFound;
+            return Err(ChangeError::NotFound(name.to_string()));
         };
         handler_loop.set_paused(paused);
         self.registry.set_paused(name, paused);
-        if paused {
-            Outcome::Paused
-        } else {
-            Outcome::Resumed
+        Ok(())
+    }
+
+    fn redrive(&mut self, name: String, reply: Reply<Redriven>) {
+        let Some(current) = self.registry.current(&name) else {
+            let _ = reply.send(Err(ChangeError::NotFound(name)));
+            return;
+        };
+        let newly = self
+            .redriving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.clone());
+        if !newly {
+            let _ = reply.send(Err(ChangeError::Busy(name)));
+            return;
+        }
+        let topics = current.subscription().topics.clone();
+        let bus = self.bus.clone();
+        let redriving = self.redriving.clone();
+        tokio::spawn(async move {
+            let result = crate::bus::redrive(&bus, &name, &topics).await;
+            redriving
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&name);
+            let _ = reply.send(result.map_err(ChangeError::Failed));
+        });
+    }
+
+    /// A loop failed: it already left its group. It is started again after
+    /// a pause, unless it was replaced or removed meanwhile.
+    fn loop_failed(&mut self, failed: LoopFailed, restarts: mpsc::WeakSender<Request>) {
+        if self.loops.get(&failed.handler).map(HandlerLoop::id) != Some(failed.id) {
+            return;
+        }
+        tracing::error!(handler = %failed.handler, reason = %failed.reason, "consume loop failed; starting it again in {RESTART_DELAY:?}");
+        tokio::spawn(async move {
+            tokio::time::sleep(RESTART_DELAY).await;
+            if let Some(tx) = restarts.upgrade() {
+                let _ = tx.send(Request::Restart(failed)).await;
+            }
+        });
+    }
+
+    fn restart(&mut self, failed: LoopFailed) {
+        let name = &failed.handler;
+        if self.loops.get(name).map(HandlerLoop::id) != Some(failed.id) {
+            return;
+        }
+        let (Some(versions), Some(file)) = (
+            self.registry.versions(name),
+            self.registry.get(name).map(|h| h.file),
+        ) else {
+            return;
+        };
+        let stats = self.registry.stats(name, &file);
+        let paused = self.registry.is_paused(name);
+        match HandlerLoop::start(
+            name,
+            versions,
+            &self.bus,
+            stats,
+            paused,
+            self.failed_tx.clone(),
+        ) {
+            Ok(handler_loop) => {
+                self.registry
+                    .set_consumer(name, handler_loop.state().clone());
+                // The failed loop has ended: dropping it is all that is left.
+                self.loops.insert(name.clone(), handler_loop);
+                tracing::info!(handler = %name, "consume loop started again");
+            }
+            Err(e) => {
+                tracing::error!(handler = %name, error = %e, "cannot start the consume loop again; retrying");
+                let _ = self.failed_tx.send(LoopFailed {
+                    reason: format!("{e:#}"),
+                    ..failed
+                });
+            }
         }
     }
 
@@ -333,4 +513,92 @@ pub async fn write_atomically(file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         let _ = tokio::fs::remove_file(&tmp).await;
     }
     written.with_context(|| format!("cannot write {}", file.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use serde_json::value::RawValue;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::event::{Event, EventType, Topic};
+    use crate::registry::Status;
+    use crate::runtime::Limits;
+
+    async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !check() {
+            assert!(started.elapsed() < Duration::from_secs(60), "never: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A lane that panics (a bug in the host) is not left silent: the loop
+    /// gives its partitions up, `GET /handlers` says `restarting` with the
+    /// reason, and the loop comes back and handles the event it failed on.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failed_lane_is_reported_and_its_loop_started_again() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,rdkafka=warn"))
+            .with_test_writer()
+            .try_init();
+        let dir = std::env::temp_dir().join(format!("event-host-restart-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../handlers/user-handler.wasm");
+        let file = dir.join("panicky.wasm");
+        std::fs::copy(&built, &file).unwrap();
+        let mut config = Config::defaults();
+        config.retry_backoff_ms = 20;
+        let runtime = Arc::new(
+            Runtime::new(
+                Limits {
+                    timeout: Duration::from_secs(5),
+                    memory_bytes: 64 << 20,
+                },
+                None,
+            )
+            .unwrap(),
+        );
+        let bus = Arc::new(Bus::connect(&config).unwrap());
+        let registry = Arc::new(Registry::default());
+        let supervisor = Supervisor::new(dir.clone(), runtime, registry.clone(), bus.clone());
+        let stop = CancellationToken::new();
+        let (changes, task) = supervisor.spawn(stop.clone());
+        changes.load_file(file).await.unwrap();
+        wait_for("running", || {
+            registry.get("panicky").unwrap().status == Status::Running
+        })
+        .await;
+
+        crate::bus::test_hooks::panic_once("panicky");
+        let topic = Topic::parse("user-events").unwrap();
+        let event = Event::new(
+            EventType::parse("NOT_FOR_THIS_HANDLER").unwrap(),
+            None,
+            RawValue::from_string("{}".into()).unwrap(),
+        );
+        bus.publisher().publish(&topic, &event).await.unwrap();
+
+        wait_for("reported as restarting", || {
+            let h = registry.get("panicky").unwrap();
+            h.status == Status::Restarting
+                && h.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("injected by a test"))
+        })
+        .await;
+        // Started again; the event it failed on was not committed, so it is
+        // taken again (and skipped: not a type this handler asked for).
+        wait_for("handled after the restart", || {
+            let h = registry.get("panicky").unwrap();
+            h.status == Status::Running && h.counts.skipped == 1
+        })
+        .await;
+        stop.cancel();
+        task.await.unwrap().shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -23,6 +23,14 @@ pub struct FolderWatch {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl FolderWatch {
+    /// Whether the task that reports changes has ended (it only does by
+    /// failing, until the watch is dropped).
+    pub fn has_stopped(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
 impl Drop for FolderWatch {
     fn drop(&mut self) {
         self.task.abort();

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::bus::PublishError;
+use crate::supervisor::ChangeError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -40,6 +41,10 @@ pub enum ApiError {
     /// The broker did not take the event: nothing was published.
     #[error("the event could not be stored: {0}; nothing was published, try again")]
     Unavailable(#[from] PublishError),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the host is shutting down; try another instance or again later")]
+    ShuttingDown,
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -64,7 +69,8 @@ impl ApiError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,7 +88,27 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "broker_unavailable",
+            Self::Conflict(_) => "conflict",
+            Self::ShuttingDown => "shutting_down",
             Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<ChangeError> for ApiError {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::NotFound(name) => Self::NotFound(format!("no handler named {name:?}")),
+            ChangeError::InvalidName(message) => Self::invalid("name", message),
+            ChangeError::Rejected(error) => Self::Invalid {
+                field: None,
+                message: format!("not a valid handler: {error}"),
+            },
+            ChangeError::Busy(name) => {
+                Self::Conflict(format!("a redrive of {name:?} is already running"))
+            }
+            ChangeError::ShuttingDown => Self::ShuttingDown,
+            ChangeError::Failed(e) => Self::Internal(e),
         }
     }
 }

@@ -17,9 +17,9 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::{ApiError, JsonBody};
+use super::views::{HandlerView, RedriveView, ReplayView, RewoundView};
 use crate::bus::ReplayFrom;
-use crate::registry::HandlerView;
-use crate::supervisor::{Change, Outcome};
+use crate::supervisor::Uploaded;
 
 /// Largest component accepted by `PUT /handlers/:name`.
 pub const MAX_COMPONENT: usize = 64 * 1024 * 1024;
@@ -81,7 +81,13 @@ impl FromRequestParts<AppState> for Admin {
 
 /// `GET /handlers`: every handler with its status, version, subscriptions and counters.
 pub async fn list(State(app): State<AppState>) -> Json<Vec<HandlerView>> {
-    Json(app.registry().list())
+    Json(
+        app.registry()
+            .list()
+            .into_iter()
+            .map(HandlerView::from)
+            .collect(),
+    )
 }
 
 /// `GET /handlers/:name`.
@@ -101,13 +107,6 @@ pub async fn put(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<HandlerView>), ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(MAX_COMPONENT)
-        } else {
-            ApiError::MalformedJson(e.body_text())
-        }
-    })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -118,29 +117,16 @@ pub async fn put(
         return Err(ApiError::UnsupportedMediaTypeFor("application/wasm"));
     }
     crate::registry::validate_name(&name).map_err(|e| ApiError::invalid("name", e))?;
-    let change = Change::Upload {
-        name: name.clone(),
-        bytes: body.to_vec(),
-    };
-    let status = match app
-        .changes()
-        .apply(change)
-        .await
-        .map_err(ApiError::Internal)?
-    {
-        Outcome::Added => StatusCode::CREATED,
-        Outcome::Replaced | Outcome::Unchanged => StatusCode::OK,
-        Outcome::Rejected(error) => {
-            return Err(ApiError::Invalid {
-                field: None,
-                message: format!("not a valid handler: {error}"),
-            });
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(MAX_COMPONENT)
+        } else {
+            ApiError::MalformedJson(e.body_text())
         }
-        other => {
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "unexpected outcome {other:?}"
-            )));
-        }
+    })?;
+    let status = match app.changes().upload(&name, body.to_vec()).await? {
+        Uploaded::Added => StatusCode::CREATED,
+        Uploaded::Replaced | Uploaded::Unchanged => StatusCode::OK,
     };
     Ok((status, Json(view(&app, &name)?)))
 }
@@ -152,14 +138,8 @@ pub async fn delete(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    match app
-        .changes()
-        .apply(Change::Delete { name: name.clone() })
-        .await?
-    {
-        Outcome::Removed => Ok(StatusCode::NO_CONTENT),
-        _ => Err(not_found(&name)),
-    }
+    app.changes().delete(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /handlers/:name/pause`.
@@ -168,7 +148,8 @@ pub async fn pause(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<HandlerView>, ApiError> {
-    set_paused(&app, &name, true).await
+    app.changes().set_paused(&name, true).await?;
+    view(&app, &name).map(Json)
 }
 
 /// `POST /handlers/:name/resume`.
@@ -177,23 +158,8 @@ pub async fn resume(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<HandlerView>, ApiError> {
-    set_paused(&app, &name, false).await
-}
-
-async fn set_paused(
-    app: &AppState,
-    name: &str,
-    paused: bool,
-) -> Result<Json<HandlerView>, ApiError> {
-    let name = name.to_string();
-    let change = match paused {
-        true => Change::Pause { name: name.clone() },
-        false => Change::Resume { name: name.clone() },
-    };
-    match app.changes().apply(change).await? {
-        Outcome::Paused | Outcome::Resumed => view(app, &name).map(Json),
-        _ => Err(not_found(&name)),
-    }
+    app.changes().set_paused(&name, false).await?;
+    view(&app, &name).map(Json)
 }
 
 /// Where `POST /handlers/:name/replay` starts: exactly one of the fields.
@@ -243,21 +209,13 @@ pub async fn replay(
     State(app): State<AppState>,
     Path(name): Path<String>,
     JsonBody(request): JsonBody<ReplayRequest>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ReplayView>, ApiError> {
     let from = request.target()?;
-    match app
-        .changes()
-        .apply(Change::Replay {
-            name: name.clone(),
-            from,
-        })
-        .await?
-    {
-        Outcome::Replayed(partitions) => Ok(Json(
-            serde_json::json!({"name": name, "partitions": partitions}),
-        )),
-        _ => Err(not_found(&name)),
-    }
+    let rewound = app.changes().replay(&name, from).await?;
+    Ok(Json(ReplayView {
+        name,
+        partitions: rewound.into_iter().map(RewoundView::from).collect(),
+    }))
 }
 
 /// `POST /handlers/:name/redrive`: re-injects the handler's dead letters
@@ -266,27 +224,16 @@ pub async fn redrive(
     _: Admin,
     State(app): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    match app
-        .changes()
-        .apply(Change::Redrive { name: name.clone() })
-        .await?
-    {
-        Outcome::Redriven(report) => Ok(Json(serde_json::json!({
-            "name": name,
-            "redriven": report.redriven,
-            "passedOver": report.passed_over,
-        }))),
-        _ => Err(not_found(&name)),
-    }
+) -> Result<Json<RedriveView>, ApiError> {
+    let report = app.changes().redrive(&name).await?;
+    Ok(Json(RedriveView::new(name, report)))
 }
 
 fn view(app: &AppState, name: &str) -> Result<HandlerView, ApiError> {
-    app.registry().get(name).ok_or_else(|| not_found(name))
-}
-
-fn not_found(name: &str) -> ApiError {
-    ApiError::NotFound(format!("no handler named {name:?}"))
+    app.registry()
+        .get(name)
+        .map(HandlerView::from)
+        .ok_or_else(|| ApiError::NotFound(format!("no handler named {name:?}")))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod demo;
 mod error;
 mod fields;
 mod handlers;
+mod views;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +50,8 @@ struct Shared {
     started: AtomicBool,
     /// What start-up is waiting for, if anything (the broker, say).
     waiting: std::sync::Mutex<Option<String>>,
+    /// Parts of the host that stopped working (a watcher died).
+    problems: std::sync::Mutex<Vec<&'static str>>,
 }
 
 impl AppState {
@@ -65,11 +68,29 @@ impl AppState {
             admin,
             started: AtomicBool::new(false),
             waiting: std::sync::Mutex::new(None),
+            problems: std::sync::Mutex::default(),
         }))
     }
 
     pub fn set_waiting(&self, why: Option<String>) {
         *self.0.waiting.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    }
+
+    /// Records that a part of the host stopped working; `/health` lists it.
+    pub fn add_problem(&self, problem: &'static str) {
+        self.0
+            .problems
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(problem);
+    }
+
+    fn problems(&self) -> Vec<&'static str> {
+        self.0
+            .problems
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn waiting(&self) -> Option<String> {
@@ -110,6 +131,7 @@ impl AppState {
                 ApiError::Unavailable(PublishError {
                     topic: topic.to_string(),
                     reason: format!("{e:#}"),
+                    permanent: false,
                 })
             })?;
         let stored = self.0.bus.publisher().publish(topic, event).await?;
@@ -155,18 +177,41 @@ struct Health {
     /// `healthy` when every handler is consuming, `starting` before.
     status: &'static str,
     timestamp: String,
-    broker: BrokerInfo,
+    broker: BrokerView,
     #[serde(skip_serializing_if = "Option::is_none")]
     warning: Option<&'static str>,
     /// While starting: what the host is waiting for.
     #[serde(skip_serializing_if = "Option::is_none")]
     waiting: Option<String>,
+    /// Parts of the host that stopped working.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    problems: Vec<&'static str>,
     handlers: HandlerCounts,
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BrokerView {
+    /// `embedded` (in-process, in-memory, for development) or `external`.
+    mode: &'static str,
+    bootstrap_servers: String,
+}
+
+impl From<&BrokerInfo> for BrokerView {
+    fn from(b: &BrokerInfo) -> Self {
+        Self {
+            mode: b.mode,
+            bootstrap_servers: b.bootstrap_servers.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
 struct HandlerCounts {
+    /// Consuming: holding partitions.
     running: usize,
+    /// In their groups, holding no partition (other instances hold them).
+    idle: usize,
     total: usize,
 }
 
@@ -174,7 +219,8 @@ struct HandlerCounts {
 async fn health(State(app): State<AppState>) -> impl IntoResponse {
     let ready = app.is_ready();
     let handlers = app.0.registry.list();
-    let broker = app.0.bus.info().clone();
+    let count = |status| handlers.iter().filter(|h| h.status == status).count();
+    let broker = BrokerView::from(app.0.bus.info());
     let warning = (broker.mode == "embedded").then_some(
         "embedded broker: events live in this process's memory only and are lost when it stops; set KAFKA_BROKERS for a real cluster",
     );
@@ -184,11 +230,10 @@ async fn health(State(app): State<AppState>) -> impl IntoResponse {
         broker,
         warning,
         waiting: app.waiting(),
+        problems: app.problems(),
         handlers: HandlerCounts {
-            running: handlers
-                .iter()
-                .filter(|h| h.status == crate::registry::Status::Running)
-                .count(),
+            running: count(crate::registry::Status::Running),
+            idle: count(crate::registry::Status::Idle),
             total: handlers.len(),
         },
     };

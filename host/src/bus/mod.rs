@@ -3,7 +3,7 @@
 //!
 //! Nothing here knows about files, the folder watcher or HTTP.
 
-mod consumer;
+mod consume;
 mod embedded;
 mod publisher;
 mod redrive;
@@ -18,7 +18,11 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
-pub use consumer::{ConsumerSettings, HandlerLoop, ReplayFrom, Rewound};
+#[cfg(test)]
+pub use consume::test_hooks;
+pub use consume::{
+    ConsumerSettings, HandlerLoop, LoopFailed, ReplayFrom, Rewound, consumer_config,
+};
 use embedded::EmbeddedBroker;
 pub use publisher::{PublishError, Publisher, Stored};
 pub use redrive::{Redriven, redrive};
@@ -28,8 +32,7 @@ use crate::event::Topic;
 use crate::runtime::RetryPolicy;
 
 /// Which broker the host talks to.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerInfo {
     /// `embedded` (in-process, in-memory, for development) or `external`.
     pub mode: &'static str,
@@ -67,6 +70,9 @@ impl Bus {
             Some(brokers) => {
                 let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
                     .set("bootstrap.servers", brokers)
+                    // Looking a topic up must not create it with the
+                    // broker's defaults.
+                    .set("allow.auto.create.topics", "false")
                     .create()
                     .context("cannot create the Kafka admin client")?;
                 let info = BrokerInfo {
@@ -89,20 +95,7 @@ impl Bus {
             config.publish_timeout(),
             config.linger,
         )?;
-        let settings = ConsumerSettings {
-            brokers: info.bootstrap_servers.clone(),
-            offset_reset: config.offset_reset,
-            retry: RetryPolicy {
-                max_attempts: config.max_attempts.max(1),
-                backoff: config.retry_backoff(),
-            },
-            session_timeout: Duration::from_millis(config.session_timeout_ms),
-            fetch_wait: Duration::from_millis(config.fetch_wait_ms),
-            prefetch_kib: config.prefetch_kib,
-            lag_interval: Duration::from_millis(config.lag_interval_ms),
-            max_retry_time: Duration::from_millis(config.max_retry_time_ms),
-            partition_concurrency: config.partition_concurrency,
-        };
+        let settings = ConsumerSettings::new(config, &info.bootstrap_servers);
         Ok(Self {
             topics: Arc::new(Topics {
                 admin: topics,
@@ -143,6 +136,27 @@ impl Bus {
     }
 }
 
+impl ConsumerSettings {
+    /// The consume loops' settings from the host's configuration.
+    pub fn new(config: &Config, brokers: &str) -> Self {
+        Self {
+            brokers: brokers.to_string(),
+            offset_reset: config.offset_reset,
+            retry: RetryPolicy {
+                max_attempts: config.max_attempts.max(1),
+                backoff: config.retry_backoff(),
+            },
+            session_timeout: Duration::from_millis(config.session_timeout_ms),
+            fetch_wait: Duration::from_millis(config.fetch_wait_ms),
+            prefetch_kib: config.prefetch_kib,
+            lag_interval: Duration::from_millis(config.lag_interval_ms),
+            max_retry_time: Duration::from_millis(config.max_retry_time_ms),
+            partition_concurrency: config.partition_concurrency,
+            revoke_grace: config.handler_timeout() + config.publish_timeout(),
+        }
+    }
+}
+
 impl Topics {
     /// Creates the topics that do not exist yet, each with its dead-letter
     /// topic. Creating an existing topic is not an error.
@@ -171,6 +185,13 @@ impl Topics {
                 }
             }
             TopicAdmin::Cluster(admin, replication) => {
+                // Topics an operator created beforehand are used as they
+                // are, so a client without the right to create topics works.
+                let wanted = {
+                    let client = admin.inner();
+                    tokio::task::block_in_place(|| missing_topics(client, &wanted))
+                        .with_context(|| format!("cannot look topics up on {}", self.bootstrap))?
+                };
                 let new: Vec<NewTopic> = wanted
                     .iter()
                     .map(|t| {
@@ -181,26 +202,48 @@ impl Topics {
                         )
                     })
                     .collect();
-                let options = AdminOptions::new()
-                    .operation_timeout(Some(Duration::from_secs(10)))
-                    .request_timeout(Some(Duration::from_secs(10)));
-                let results = admin
-                    .create_topics(&new, &options)
-                    .await
-                    .with_context(|| format!("cannot create topics on {}", self.bootstrap))?;
-                for result in results {
-                    match result {
-                        Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                        Err((topic, code)) => anyhow::bail!("cannot create topic {topic}: {code}"),
+                if !new.is_empty() {
+                    let options = AdminOptions::new()
+                        .operation_timeout(Some(Duration::from_secs(10)))
+                        .request_timeout(Some(Duration::from_secs(10)));
+                    let results = admin
+                        .create_topics(&new, &options)
+                        .await
+                        .with_context(|| format!("cannot create topics on {}", self.bootstrap))?;
+                    for result in results {
+                        match result {
+                            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                            Err((topic, code)) => {
+                                anyhow::bail!("cannot create topic {topic}: {code}")
+                            }
+                        }
                     }
                 }
             }
         }
-        tracing::info!(topics = ?wanted.iter().map(Topic::as_str).collect::<Vec<_>>(), "topics ready");
+        tracing::info!(topics = ?missing.iter().map(Topic::as_str).collect::<Vec<_>>(), "topics ready");
         self.known
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend(missing);
         Ok(())
     }
+}
+
+/// Which of `topics` the cluster does not have.
+fn missing_topics(
+    client: &rdkafka::client::Client<DefaultClientContext>,
+    topics: &[Topic],
+) -> anyhow::Result<Vec<Topic>> {
+    let mut missing = Vec::new();
+    for topic in topics {
+        let metadata = client.fetch_metadata(Some(topic.as_str()), Duration::from_secs(10))?;
+        let exists = metadata.topics().iter().any(|t| {
+            t.name() == topic.as_str() && t.error().is_none() && !t.partitions().is_empty()
+        });
+        if !exists {
+            missing.push(topic.clone());
+        }
+    }
+    Ok(missing)
 }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
@@ -22,6 +23,40 @@ pub struct Stored {
 pub struct PublishError {
     pub topic: String,
     pub reason: String,
+    /// Trying again cannot help: the event is too large, or the topic is
+    /// invalid or forbidden to this client.
+    pub permanent: bool,
+}
+
+impl PublishError {
+    fn from_kafka(topic: &str, e: &KafkaError) -> Self {
+        Self {
+            topic: topic.to_string(),
+            reason: e.to_string(),
+            permanent: e.rdkafka_error_code().is_some_and(is_permanent),
+        }
+    }
+}
+
+/// Whether librdkafka's error for one message says that no retry can
+/// succeed. The rest (time-outs, leaders moving, brokers down, queues full)
+/// may pass.
+fn is_permanent(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as E;
+    matches!(
+        code,
+        E::MessageSizeTooLarge
+            | E::InvalidMessageSize
+            | E::MessageBatchTooLarge
+            | E::InvalidTopic
+            | E::TopicAuthorizationFailed
+            | E::ClusterAuthorizationFailed
+            | E::InvalidRecord
+            | E::InvalidRequiredAcks
+            | E::UnsupportedForMessageFormat
+            | E::PolicyViolation
+            | E::InvalidArgument
+    )
 }
 
 /// An event the producer holds until the broker acknowledges it.
@@ -41,12 +76,13 @@ impl Pending {
                     offset: delivery.offset,
                 });
             }
-            Ok(Err((e, _))) => e.to_string(),
+            Ok(Err((e, _))) => return Err(PublishError::from_kafka(&self.topic, &e)),
             Err(_) => "the producer was closed".to_string(),
         };
         Err(PublishError {
             topic: self.topic,
             reason,
+            permanent: false,
         })
     }
 }
@@ -100,7 +136,11 @@ impl Publisher {
                 key: "eventId",
                 value: Some(event.id.as_str()),
             });
-        let payload = event.encode();
+        let payload = event.encode().map_err(|e| PublishError {
+            topic: topic.to_string(),
+            reason: format!("cannot encode the event: {e}"),
+            permanent: true,
+        })?;
         self.enqueue_raw(
             topic.as_str(),
             Some(event.key().as_bytes()),
@@ -138,10 +178,7 @@ impl Publisher {
                 topic: topic.to_string(),
                 delivery,
             }),
-            Err((e, _)) => Err(PublishError {
-                topic: topic.to_string(),
-                reason: e.to_string(),
-            }),
+            Err((e, _)) => Err(PublishError::from_kafka(topic, &e)),
         }
     }
 
@@ -156,6 +193,19 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn size_and_authorization_errors_are_permanent_and_time_outs_are_not() {
+        let err = |code| KafkaError::MessageProduction(code);
+        let permanent = |code| PublishError::from_kafka("t", &err(code)).permanent;
+        assert!(permanent(RDKafkaErrorCode::MessageSizeTooLarge));
+        assert!(permanent(RDKafkaErrorCode::TopicAuthorizationFailed));
+        assert!(permanent(RDKafkaErrorCode::InvalidTopic));
+        assert!(!permanent(RDKafkaErrorCode::MessageTimedOut));
+        assert!(!permanent(RDKafkaErrorCode::NotLeaderForPartition));
+        assert!(!permanent(RDKafkaErrorCode::AllBrokersDown));
+        assert!(!permanent(RDKafkaErrorCode::QueueFull));
+    }
 
     #[test]
     fn linger_is_written_in_milliseconds_with_fractions() {

@@ -25,7 +25,7 @@ pub const HEADER: &str = "redrive.handler";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a redrive did.
-#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Redriven {
     /// Letters of this handler re-injected.
     pub redriven: u64,

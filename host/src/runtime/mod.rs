@@ -38,6 +38,16 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 const KEEP_RESIDENT: usize = 1 << 20;
 /// Instances that may run at once with the pooling allocator.
 const POOL_INSTANCES: u32 = 128;
+/// What one component may hold, so that the pool fits `POOL_INSTANCES` of
+/// any component that loads: a component needing more is refused at load
+/// time, not when an event comes.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+const MEMORIES_PER_COMPONENT: u32 = 2;
+const TABLES_PER_COMPONENT: u32 = 4;
+/// Beyond the handler's own deadline (which epoch interruption enforces
+/// while its code runs), how long a call may wait in the host, e.g. in a
+/// WASI sleep, before it is stopped all the same.
+const HOST_CALL_SLACK: Duration = Duration::from_millis(100);
 
 /// Limits applied to every handler invocation.
 #[derive(Debug, Clone, Copy)]
@@ -52,12 +62,21 @@ pub struct Runtime {
     linker: Arc<Linker<HostState>>,
     limits: Limits,
     allocator: Allocator,
+    capacity: Capacity,
     _ticker: EpochTicker,
 }
 
+/// Instances that may exist at once, across every handler: the pool's size,
+/// or no bound with on-demand allocation. A call waits for a slot instead of
+/// failing to instantiate.
+#[derive(Clone)]
+struct Capacity(Option<Arc<tokio::sync::Semaphore>>);
+
+/// Room for one instance; see [`Component::slot`].
+pub struct Slot(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
+
 /// How instance memory is allocated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allocator {
     /// Slots reserved up front and reused: the fast path.
     Pooling,
@@ -94,11 +113,18 @@ impl Runtime {
         bindings::Handler::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
         let ticker = EpochTicker::start(engine.clone());
+        let capacity = Capacity(match allocator {
+            Allocator::Pooling => Some(Arc::new(tokio::sync::Semaphore::new(
+                POOL_INSTANCES as usize,
+            ))),
+            Allocator::OnDemand => None,
+        });
         Ok(Self {
             engine,
             linker: Arc::new(linker),
             limits,
             allocator,
+            capacity,
             _ticker: ticker,
         })
     }
@@ -127,13 +153,18 @@ impl Runtime {
         .await
         .map_err(|e| LoadError::Compile(format!("compiler task failed: {e}")))??;
 
+        let _slot = self.capacity.slot().await;
         let mut store = self.store();
         let description = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
-        }
-        .await
-        .map_err(|e| LoadError::Describe(error_text(&e)))?;
+        };
+        let description = tokio::time::timeout(self.limits.timeout + HOST_CALL_SLACK, description)
+            .await
+            .map_err(|_| {
+                LoadError::Describe(format!("still running after {:?}", self.limits.timeout))
+            })?
+            .map_err(|e| LoadError::Describe(error_text(&e)))?;
         let subscription = Subscription::try_from(description)?;
         tracing::debug!(handler = name, elapsed = ?started.elapsed(), "component compiled and described");
         Ok(Component(Arc::new(Inner {
@@ -143,6 +174,7 @@ impl Runtime {
             subscription,
             pre,
             limits: self.limits,
+            capacity: self.capacity.clone(),
             log_budget: LogBudget::default(),
         })))
     }
@@ -174,10 +206,12 @@ fn engine_config(pool_for: Option<Limits>, cache: Option<wasmtime::Cache>) -> Co
     if let Some(limits) = pool_for {
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(POOL_INSTANCES)
-            .total_core_instances(POOL_INSTANCES * 8)
-            .max_core_instances_per_component(16)
-            .total_memories(POOL_INSTANCES * 2)
-            .total_tables(POOL_INSTANCES * 4)
+            .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+            .total_core_instances(POOL_INSTANCES * CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(MEMORIES_PER_COMPONENT)
+            .total_memories(POOL_INSTANCES * MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(TABLES_PER_COMPONENT)
+            .total_tables(POOL_INSTANCES * TABLES_PER_COMPONENT)
             .total_stacks(POOL_INSTANCES)
             .max_memory_size(limits.memory_bytes)
             // Reset the pages a used instance touched with memset instead
@@ -203,7 +237,25 @@ struct Inner {
     subscription: Subscription,
     pre: HandlerPre<HostState>,
     limits: Limits,
+    capacity: Capacity,
     log_budget: LogBudget,
+}
+
+impl Capacity {
+    fn try_slot(&self) -> Option<Slot> {
+        match &self.0 {
+            None => Some(Slot(None)),
+            Some(s) => s.clone().try_acquire_owned().ok().map(|p| Slot(Some(p))),
+        }
+    }
+
+    async fn slot(&self) -> Slot {
+        match &self.0 {
+            None => Slot(None),
+            // The semaphore is never closed.
+            Some(s) => Slot(s.clone().acquire_owned().await.ok()),
+        }
+    }
 }
 
 impl fmt::Debug for Component {
@@ -236,16 +288,38 @@ impl Component {
         &self.0.subscription
     }
 
-    /// Handles one event in a fresh instance. Whatever the handler printed is
-    /// logged with its name and the event's id.
-    pub async fn handle(&self, event: &WitEvent, delivery: &Delivery) -> Result<Outcome, Failure> {
+    /// Room for one instance, if the host's pool has some now.
+    pub fn try_slot(&self) -> Option<Slot> {
+        self.0.capacity.try_slot()
+    }
+
+    /// Room for one instance, once the host's pool has some.
+    pub async fn slot(&self) -> Slot {
+        self.0.capacity.slot().await
+    }
+
+    /// Handles one event in a fresh instance, in the room `slot` holds.
+    /// Whatever the handler printed is logged with its name and the event's
+    /// id.
+    pub async fn handle(
+        &self,
+        slot: Slot,
+        event: &WitEvent,
+        delivery: &Delivery,
+    ) -> Result<Outcome, Failure> {
         let mut store = new_store(self.0.pre.engine(), self.0.limits);
-        let result = async {
+        let call = async {
             let instance = self.0.pre.instantiate_async(&mut store).await?;
             instance.call_handle(&mut store, event, delivery).await
-        }
-        .await;
+        };
+        let result = tokio::time::timeout(self.0.limits.timeout + HOST_CALL_SLACK, call).await;
+        let result = match result {
+            Ok(result) => result,
+            Err(_) => Err(wasmtime::Error::new(DeadlineExceeded)),
+        };
+        // The instance goes with the store; only then is its room free.
         let state = store.into_data();
+        drop(slot);
         self.log(&event.id, state.output.finish());
         match result {
             Ok(Ok(())) => Ok(Outcome {
@@ -351,18 +425,12 @@ pub struct Subscription {
 }
 
 /// How often, and how far apart, a failed event is tried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included.
     pub max_attempts: u32,
     /// Delay before the first retry; doubled for each next one.
-    #[serde(serialize_with = "millis")]
     pub backoff: Duration,
-}
-
-fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u128(d.as_millis())
 }
 
 impl Subscription {

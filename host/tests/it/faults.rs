@@ -162,7 +162,10 @@ async fn a_file_that_is_not_a_handler_is_reported_and_the_rest_run() {
     );
     let (_, health) = host.get("/health").await;
     assert_eq!(health["status"], "healthy");
-    assert_eq!(health["handlers"], json!({"running": 3, "total": 4}));
+    assert_eq!(
+        health["handlers"],
+        json!({"running": 3, "idle": 0, "total": 4})
+    );
     host.stop().await;
 }
 

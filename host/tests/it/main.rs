@@ -9,6 +9,7 @@ mod support;
 
 mod binary;
 mod compose;
+mod consume_edges;
 mod contract;
 mod demo_embedded;
 mod e2e_tansu;

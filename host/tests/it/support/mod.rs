@@ -74,6 +74,8 @@ pub fn test_component(crate_name: &str) -> PathBuf {
                 "bad-describe",
                 "-p",
                 "first-world",
+                "-p",
+                "noop-handler",
             ])
             .arg("--target-dir")
             .arg(&target_dir)
@@ -88,6 +90,11 @@ pub fn test_component(crate_name: &str) -> PathBuf {
     target_dir
         .join("wasm32-wasip2/handler")
         .join(format!("{}.wasm", crate_name.replace('-', "_")))
+}
+
+/// Writes a handler file as an editor or `cp` would: in place.
+pub fn write_file(to: &Path, bytes: &[u8]) {
+    std::fs::write(to, bytes).unwrap();
 }
 
 /// Settings for a test host: a free port, the given handlers folder, the

@@ -3,7 +3,9 @@
 //! `ok`, `echo` (publishes the data to `faults-out`), `trap`, `fail` (retryable), `fatal`, `loop` (forever), `alloc`
 //! (without end), `fail-first` (fails until attempt `data.attempts`),
 //! `publish-then-fail`, `log` (logs at every level through the host, and
-//! prints to stdout and stderr).
+//! prints to stdout and stderr), `sleep` (sleeps `data.ms` without using the
+//! CPU, then does `data.then`: `ok`, `fail` or `echo`), `big` (publishes an
+//! event whose data is a string of `data.bytes` bytes).
 
 use handler_sdk::{Delivery, Description, Event, Guest, HandlerError};
 use serde::Deserialize;
@@ -15,6 +17,12 @@ struct Order {
     action: String,
     #[serde(default)]
     attempts: u32,
+    #[serde(default)]
+    ms: u64,
+    #[serde(default)]
+    then: Option<String>,
+    #[serde(default)]
+    bytes: usize,
 }
 
 impl Guest for FaultHandler {
@@ -43,6 +51,32 @@ impl Guest for FaultHandler {
                 loop {
                     hoard.push(vec![1; 1 << 20]);
                 }
+            }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_millis(order.ms));
+                match order.then.as_deref() {
+                    None | Some("ok") => Ok(()),
+                    Some("fail") => Err(HandlerError::Retryable(format!(
+                        "slept, then failed (attempt {})",
+                        delivery.attempt
+                    ))),
+                    Some("echo") => {
+                        let data: serde_json::Value = event.data()?;
+                        handler_sdk::publish(
+                            "faults-out",
+                            "ECHO",
+                            event.user_id.as_deref(),
+                            &data,
+                        )?;
+                        Ok(())
+                    }
+                    Some(other) => Err(HandlerError::Fatal(format!("unknown then {other}"))),
+                }
+            }
+            "big" => {
+                let data = "x".repeat(order.bytes);
+                handler_sdk::publish("faults-out", "BIG", event.user_id.as_deref(), &data)?;
+                Ok(())
             }
             "fail-first" if delivery.attempt < order.attempts => Err(HandlerError::Retryable(
                 format!("attempt {}", delivery.attempt),

@@ -1,0 +1,172 @@
+//! The JSON shapes of the handler routes: what `GET /handlers` and the
+//! change routes answer. The wire format lives here only; the registry,
+//! runtime and bus know nothing of it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::bus::{Redriven, Rewound};
+use crate::registry::{HandlerInfo, Status};
+use crate::runtime::RetryPolicy;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandlerView {
+    pub name: String,
+    pub status: &'static str,
+    pub file: PathBuf,
+    /// SHA-256 of the component serving events.
+    pub version: Option<String>,
+    #[serde(serialize_with = "rfc3339")]
+    pub loaded_at: Option<SystemTime>,
+    pub subscriptions: Vec<SubscriptionView>,
+    /// The handler's own retry policy; none means the host's defaults.
+    pub retry: Option<RetryView>,
+    pub stats: StatsView,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionView {
+    pub topic: String,
+    /// Empty means every event type.
+    pub event_types: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryView {
+    pub max_attempts: u32,
+    /// Milliseconds before the first retry.
+    pub backoff: u128,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsView {
+    pub handled: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub dead_lettered: u64,
+    pub in_flight: u64,
+    pub waiting_for_capacity: u64,
+    /// Partitions this instance holds.
+    pub partitions: usize,
+    /// Events waiting on this instance's partitions, as of the consumer's
+    /// last report; none before the first report and without a consumer.
+    pub lag: Option<u64>,
+    pub lag_by_partition: BTreeMap<String, u64>,
+}
+
+pub fn status(s: Status) -> &'static str {
+    match s {
+        Status::Starting => "starting",
+        Status::Running => "running",
+        Status::Idle => "idle",
+        Status::Paused => "paused",
+        Status::Restarting => "restarting",
+        Status::Failed => "failed",
+    }
+}
+
+impl From<RetryPolicy> for RetryView {
+    fn from(r: RetryPolicy) -> Self {
+        Self {
+            max_attempts: r.max_attempts,
+            backoff: r.backoff.as_millis(),
+        }
+    }
+}
+
+impl From<HandlerInfo> for HandlerView {
+    fn from(h: HandlerInfo) -> Self {
+        let subscriptions = h
+            .subscription
+            .as_ref()
+            .map(|s| {
+                s.topics
+                    .iter()
+                    .map(|t| SubscriptionView {
+                        topic: t.to_string(),
+                        event_types: s.event_types.iter().cloned().collect(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let lag_by_partition = h.lag.clone().unwrap_or_default();
+        Self {
+            name: h.name,
+            status: status(h.status),
+            file: h.file,
+            version: h.version,
+            loaded_at: h.loaded_at,
+            subscriptions,
+            retry: h.subscription.and_then(|s| s.retry).map(RetryView::from),
+            stats: StatsView {
+                handled: h.counts.handled,
+                failed: h.counts.failed,
+                skipped: h.counts.skipped,
+                dead_lettered: h.counts.dead_lettered,
+                in_flight: h.counts.in_flight,
+                waiting_for_capacity: h.counts.waiting_for_capacity,
+                partitions: h.partitions,
+                lag: h.lag.as_ref().map(|l| l.values().sum()),
+                lag_by_partition,
+            },
+            last_error: h.last_error,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayView {
+    pub name: String,
+    pub partitions: Vec<RewoundView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RewoundView {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl From<Rewound> for RewoundView {
+    fn from(r: Rewound) -> Self {
+        Self {
+            topic: r.topic,
+            partition: r.partition,
+            offset: r.offset,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedriveView {
+    pub name: String,
+    pub redriven: u64,
+    pub passed_over: u64,
+}
+
+impl RedriveView {
+    pub fn new(name: String, r: Redriven) -> Self {
+        Self {
+            name,
+            redriven: r.redriven,
+            passed_over: r.passed_over,
+        }
+    }
+}
+
+fn rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&humantime::format_rfc3339_millis(*t).to_string()),
+        None => s.serialize_none(),
+    }
+}

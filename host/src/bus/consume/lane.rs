@@ -1,0 +1,341 @@
+//! A partition's lane: the task that takes the partition's events in order,
+//! runs the handler on each ([`invoke`](super::invoke)), and records in the
+//! partition's [`OffsetTracker`] what is done, storing the offset as it
+//! moves. [`Lanes`] is the set of running lanes, shared by the worker (which
+//! starts them) and the rebalance callback (which halts them).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::OwnedMessage;
+use rdkafka::{Message, Offset};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::offsets::{OffsetTracker, Ticket};
+use super::{LoopConsumer, PartitionKey, PartitionQueue, Shared, invoke};
+use crate::runtime::Component;
+
+/// Events of one partition handled but whose publishes the broker has not
+/// acknowledged yet. Beyond this the lane waits for acknowledgements.
+const MAX_UNACKED: usize = 256;
+
+/// Whether an event's work is done (it may be committed) or was abandoned
+/// because the lane halted (the next owner handles it again).
+#[derive(Debug)]
+pub enum Done {
+    Finished,
+    Abandoned,
+}
+
+/// What the worker asks a lane to do between two events.
+pub enum Control {
+    /// Rewind the partition to `offset` and store that position: what the
+    /// lane holds from before no longer counts.
+    Rewind {
+        offset: i64,
+        done: oneshot::Sender<anyhow::Result<()>>,
+    },
+}
+
+/// A running lane, as the worker and the rebalance callback see it.
+pub struct LaneHandle {
+    pub halt: CancellationToken,
+    pub offsets: Arc<Mutex<OffsetTracker>>,
+    /// Events of the partition that came through the consumer's own queue.
+    pub stray: mpsc::UnboundedSender<OwnedMessage>,
+    pub control: mpsc::UnboundedSender<Control>,
+    pub task: JoinHandle<()>,
+}
+
+/// The lanes of one consume loop.
+#[derive(Default)]
+pub struct Lanes {
+    running: Mutex<HashMap<PartitionKey, LaneHandle>>,
+    /// Lanes halted on revocation that had not ended within the grace
+    /// period: a new lane of the same partition waits for them.
+    draining: Mutex<HashMap<PartitionKey, JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Lanes {
+    pub fn insert(&self, key: PartitionKey, lane: LaneHandle) {
+        lock(&self.running).insert(key, lane);
+    }
+
+    /// What a new lane of `key` must wait for: a lane of the same partition
+    /// still finishing (so one partition's events never run out of order).
+    pub fn take_previous(&self, key: &PartitionKey) -> Option<JoinHandle<()>> {
+        let running = lock(&self.running).remove(key).map(|old| {
+            old.halt.cancel();
+            old.task
+        });
+        running.or_else(|| lock(&self.draining).remove(key))
+    }
+
+    /// Runs `f` on the lane of `key`, if one is running.
+    pub fn with<R>(&self, key: &PartitionKey, f: impl FnOnce(&LaneHandle) -> R) -> Option<R> {
+        lock(&self.running)
+            .get(key)
+            .filter(|l| !l.halt.is_cancelled())
+            .map(f)
+    }
+
+    /// Lanes that ended without being halted: they panicked.
+    pub fn failed(&self) -> Vec<PartitionKey> {
+        lock(&self.running)
+            .iter()
+            .filter(|(_, l)| l.task.is_finished() && !l.halt.is_cancelled())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Takes every lane out, halted: for the loop's own shut-down.
+    pub fn halt_all(&self) -> Vec<(PartitionKey, LaneHandle)> {
+        let lanes: Vec<_> = lock(&self.running).drain().collect();
+        for (_, lane) in &lanes {
+            lane.halt.cancel();
+        }
+        lanes
+    }
+
+    /// Halts the lanes of `keys`, waits up to `grace` for each to finish
+    /// what it started, and returns, for each, the offset to commit. Called
+    /// from the rebalance callback, which librdkafka runs synchronously
+    /// inside a poll: the wait blocks that thread (moved off the runtime's
+    /// workers first, so the lanes keep running).
+    pub fn revoke(
+        &self,
+        keys: &[PartitionKey],
+        grace: Duration,
+    ) -> Vec<(PartitionKey, Option<i64>)> {
+        let mut lanes: Vec<(PartitionKey, LaneHandle)> = {
+            let mut running = lock(&self.running);
+            keys.iter()
+                .filter_map(|k| running.remove(k).map(|l| (k.clone(), l)))
+                .collect()
+        };
+        if lanes.is_empty() {
+            return Vec::new();
+        }
+        for (_, lane) in &lanes {
+            lane.halt.cancel();
+        }
+        let all_ended = block_on(async {
+            let tasks = lanes.iter_mut().map(|(_, l)| &mut l.task);
+            tokio::time::timeout(grace, futures_util::future::join_all(tasks))
+                .await
+                .is_ok()
+        });
+        if !all_ended {
+            tracing::warn!(
+                ?grace,
+                "a revoked partition's lane is still busy; what it finishes now is handled again by the next owner"
+            );
+        }
+        lanes
+            .into_iter()
+            .map(|(key, lane)| {
+                let next = {
+                    let mut offsets = lock(&lane.offsets);
+                    offsets.freeze();
+                    offsets.committable()
+                };
+                if !lane.task.is_finished() {
+                    lock(&self.draining).insert(key.clone(), lane.task);
+                }
+                (key, next)
+            })
+            .collect()
+    }
+}
+
+/// Runs a future to completion from synchronous code (a librdkafka
+/// callback): on a runtime worker the thread is first handed over with
+/// `block_in_place`. Where nothing else could run meanwhile (a
+/// current-thread runtime, or no runtime), it does not wait: false.
+fn block_on(f: impl Future<Output = bool>) -> bool {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(f))
+        }
+        _ => false,
+    }
+}
+
+/// One partition's lane.
+pub struct LaneTask {
+    pub shared: Arc<Shared>,
+    pub consumer: Arc<LoopConsumer>,
+    pub versions: watch::Receiver<Component>,
+    pub paused: watch::Receiver<bool>,
+    pub key: PartitionKey,
+    pub queue: Option<PartitionQueue>,
+    pub strays: mpsc::UnboundedReceiver<OwnedMessage>,
+    pub control: mpsc::UnboundedReceiver<Control>,
+    pub offsets: Arc<Mutex<OffsetTracker>>,
+    /// Cancelled when the partition is revoked or the loop stops: take no
+    /// new event, retry nothing, finish what is in flight.
+    pub halt: CancellationToken,
+}
+
+/// An event handled whose publishes (or dead letter) are on their way.
+type Unacked = Pin<Box<dyn Future<Output = (Ticket, Done)> + Send>>;
+
+impl LaneTask {
+    pub async fn run(mut self, previous: Option<JoinHandle<()>>) {
+        if let Some(previous) = previous {
+            let _ = previous.await;
+        }
+        let mut unacked: FuturesOrdered<Unacked> = FuturesOrdered::new();
+        loop {
+            let paused = *self.paused.borrow_and_update();
+            let room = !paused && unacked.len() < MAX_UNACKED;
+            let message = tokio::select! {
+                biased;
+                () = self.halt.cancelled() => break,
+                Some(control) = self.control.recv() => {
+                    self.control(control);
+                    continue;
+                }
+                Some((ticket, done)) = unacked.next(), if !unacked.is_empty() => {
+                    if !self.record(ticket, done) {
+                        break;
+                    }
+                    continue;
+                }
+                changed = self.paused.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Some(stray) = self.strays.recv(), if room => stray,
+                m = recv(self.queue.as_ref()), if room => match m {
+                    Ok(message) => message,
+                    Err(e) => {
+                        tracing::warn!(handler = %self.shared.name, partition = ?self.key, error = %e, "consumer error");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let ticket = self.offsets().take(message.offset());
+            #[cfg(test)]
+            if test_hooks::take_panic(&self.shared.name) {
+                panic!("injected by a test");
+            }
+            let component = self.versions.borrow().clone();
+            match invoke::handle(&self.shared, &self.halt, message, &component).await {
+                Some(finish) => unacked.push_back(Box::pin(async move { (ticket, finish.await) })),
+                None => {
+                    // Halted before the event was done: it stays for the
+                    // next owner, and nothing after it is committed.
+                    self.offsets().abandon(ticket);
+                    break;
+                }
+            }
+        }
+        // What was handed to the producer is waited for and recorded.
+        while let Some((ticket, done)) = unacked.next().await {
+            if !self.record(ticket, done) {
+                break;
+            }
+        }
+    }
+
+    fn offsets(&self) -> MutexGuard<'_, OffsetTracker> {
+        lock(&self.offsets)
+    }
+
+    /// Records an event's end; says whether the lane may go on (not after an
+    /// abandoned event).
+    fn record(&self, ticket: Ticket, done: Done) -> bool {
+        match done {
+            Done::Finished => {
+                let next = self.offsets().finish(ticket);
+                if let Some(next) = next {
+                    // librdkafka stores the offset after the one given.
+                    let (topic, partition) = (&self.key.0, self.key.1);
+                    if let Err(e) = self.consumer.store_offset(topic, partition, next - 1) {
+                        tracing::debug!(handler = %self.shared.name, error = %e, "cannot store offset (partition revoked?)");
+                    }
+                }
+                true
+            }
+            Done::Abandoned => {
+                self.offsets().abandon(ticket);
+                false
+            }
+        }
+    }
+
+    fn control(&mut self, control: Control) {
+        match control {
+            Control::Rewind { offset, done } => {
+                let _ = done.send(self.rewind(offset));
+            }
+        }
+    }
+
+    /// Seeks the partition to `offset` and stores that position; what is in
+    /// flight from before no longer counts. Runs between two events, so no
+    /// event from before the seek is taken after it.
+    fn rewind(&mut self, offset: i64) -> anyhow::Result<()> {
+        const TIMEOUT: Duration = Duration::from_secs(10);
+        self.offsets().rewind(offset);
+        let (topic, partition) = (self.key.0.clone(), self.key.1);
+        let consumer = self.consumer.clone();
+        tokio::task::block_in_place(|| {
+            consumer.seek(&topic, partition, Offset::Offset(offset), TIMEOUT)?;
+            // What librdkafka commits from now on: the rewound position
+            // (it stores the offset after the one given). Not
+            // `store_offsets`: in librdkafka 2.12 it keeps a reference that
+            // makes closing the consumer hang.
+            consumer.store_offset(&topic, partition, offset - 1)?;
+            anyhow::Ok(())
+        })?;
+        if self.queue.is_some() {
+            // Fetched through the consumer's own queue before the seek.
+            while self.strays.try_recv().is_ok() {}
+        }
+        Ok(())
+    }
+}
+
+/// The next message of a split-off partition queue; never, without one.
+async fn recv(queue: Option<&PartitionQueue>) -> Result<OwnedMessage, rdkafka::error::KafkaError> {
+    match queue {
+        Some(queue) => queue.recv().await.map(|m| m.detach()),
+        None => std::future::pending().await,
+    }
+}
+
+/// Lets a unit test make a lane fail as a bug would.
+#[cfg(test)]
+pub mod test_hooks {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    static PANIC_ONCE: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+    /// The next event a lane of `handler` takes makes it panic.
+    pub fn panic_once(handler: &str) {
+        PANIC_ONCE.lock().unwrap().insert(handler.to_string());
+    }
+
+    pub(super) fn take_panic(handler: &str) -> bool {
+        PANIC_ONCE.lock().unwrap().remove(handler)
+    }
+}

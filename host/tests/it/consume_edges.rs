@@ -1,0 +1,443 @@
+//! The consume loop at its edges, on a real broker process (tansu) where
+//! group membership matters and on the embedded broker elsewhere: a
+//! graceful stop mid-stream, instances joining mid-stream, revocation during
+//! a retry, replays surviving a crash, the host's instance capacity, a
+//! publish refused for good, and a swap whose new topics cannot be made.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{
+    self, HostProcess, PATIENCE, Tansu, TestHost, config, echoes_of, produce_sequence, read_until,
+    temp_handlers_dir, test_component,
+};
+
+const TANSU: &str =
+    "needs the tansu broker on PATH; run with: cargo test --workspace -- --include-ignored";
+
+/// A handlers folder with the fault handler as `echo`: it republishes each
+/// `faults` event's data to `faults-out`, so a test sees what was handled.
+fn echo_dir(test: &str) -> std::path::PathBuf {
+    let dir = temp_handlers_dir(test);
+    std::fs::copy(test_component("fault-handler"), dir.join("echo.wasm")).unwrap();
+    dir
+}
+
+fn duplicates(counts: &BTreeMap<u64, u32>) -> u32 {
+    counts.values().map(|c| c - 1).sum()
+}
+
+fn assert_all_seen(what: &str, counts: &BTreeMap<u64, u32>, total: u64) {
+    let missing: Vec<u64> = (0..total).filter(|s| !counts.contains_key(s)).collect();
+    assert!(
+        missing.is_empty(),
+        "{what}: {} of {total} events never handled, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+}
+
+async fn handled(addr: &str, handler: &str) -> Value {
+    reqwest::get(format!("http://{addr}/handlers/{handler}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn wait_handled(addr: &str, handler: &str, at_least: u64) {
+    let started = Instant::now();
+    loop {
+        let h = handled(addr, handler).await;
+        if h["stats"]["handled"].as_u64() >= Some(at_least) {
+            return;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "never handled {at_least}: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the tansu broker on PATH; run with: cargo test --workspace -- --include-ignored"]
+async fn sigterm_mid_stream_loses_nothing_and_handles_nothing_twice() {
+    const EVENTS: u64 = 30_000;
+    let _ = TANSU;
+    let broker = Tansu::start();
+    let dir = echo_dir("sigterm-stream");
+    let env = [
+        ("KAFKA_BROKERS", broker.bootstrap.as_str()),
+        ("HANDLERS_DIR", dir.to_str().unwrap()),
+    ];
+    let mut host = HostProcess::spawn(&env);
+    host.wait_for("ready: every handler is consuming");
+    let bootstrap = broker.bootstrap.clone();
+    let producer = std::thread::spawn(move || {
+        produce_sequence(&bootstrap, "faults", EVENTS, Duration::ZERO, "echo")
+    });
+    // Stop it while the stream is in flight: a quarter handled.
+    wait_handled(&host.addr, "echo", EVENTS / 4).await;
+    host.signal("-TERM");
+    assert!(host.wait_exit().success(), "a graceful stop exits 0");
+    host.drain();
+    let committed = host
+        .log
+        .iter()
+        .position(|l| l.contains("committed final offsets"));
+    let left = host
+        .log
+        .iter()
+        .position(|l| l.contains("consumer group left"));
+    assert!(
+        committed.is_some() && committed < left,
+        "commits, then leaves: {:?}",
+        host.log
+    );
+
+    let mut host = HostProcess::spawn(&env);
+    host.wait_for("ready: every handler is consuming");
+    producer.join().unwrap();
+    let counts = echoes_of(&broker.bootstrap, "faults-out", EVENTS).await;
+    assert_all_seen("SIGTERM mid-stream", &counts, EVENTS);
+    println!(
+        "SIGTERM mid-stream: {EVENTS} events, all handled, {} twice",
+        duplicates(&counts)
+    );
+    assert_eq!(
+        duplicates(&counts),
+        0,
+        "a graceful stop commits what it finished"
+    );
+    host.signal("-TERM");
+    assert!(host.wait_exit().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the tansu broker on PATH; run with: cargo test --workspace -- --include-ignored"]
+async fn instances_joining_mid_stream_hand_over_without_duplicates() {
+    const EVENTS: u64 = 3_000;
+    let broker = Tansu::start();
+    let dirs: Vec<_> = (0..3)
+        .map(|i| echo_dir(&format!("rebalance-{i}")))
+        .collect();
+    let spawn = |dir: &std::path::PathBuf| {
+        HostProcess::spawn(&[
+            ("KAFKA_BROKERS", broker.bootstrap.as_str()),
+            ("HANDLERS_DIR", dir.to_str().unwrap()),
+            ("TOPIC_PARTITIONS", "3"),
+        ])
+    };
+    let mut first = spawn(&dirs[0]);
+    first.wait_for("ready: every handler is consuming");
+    let bootstrap = broker.bootstrap.clone();
+    let producer = std::thread::spawn(move || {
+        produce_sequence(
+            &bootstrap,
+            "faults",
+            EVENTS,
+            Duration::from_millis(2),
+            "echo",
+        )
+    });
+    wait_handled(&first.addr, "echo", EVENTS / 6).await;
+    let mut second = spawn(&dirs[1]);
+    second.wait_for("ready: every handler is consuming");
+    wait_handled(&second.addr, "echo", 1).await;
+    let mut third = spawn(&dirs[2]);
+    third.wait_for("ready: every handler is consuming");
+    producer.join().unwrap();
+    let counts = echoes_of(&broker.bootstrap, "faults-out", EVENTS).await;
+    assert_all_seen("two instances joining", &counts, EVENTS);
+    let twice = duplicates(&counts);
+    println!("two instances joining mid-stream (two rebalances): {twice} events handled twice");
+    assert_eq!(
+        twice, 0,
+        "each revoked partition commits what it finished before it is handed over"
+    );
+    // Each instance says it runs exactly when it holds partitions.
+    let mut held = 0;
+    for host in [&first, &second, &third] {
+        let h = handled(&host.addr, "echo").await;
+        let partitions = h["stats"]["partitions"].as_u64().unwrap();
+        held += partitions;
+        let expected = if partitions > 0 { "running" } else { "idle" };
+        assert_eq!(h["status"], expected, "{h}");
+    }
+    assert_eq!(held, 3, "the group holds every partition once");
+    for mut host in [first, second, third] {
+        host.signal("-TERM");
+        assert!(host.wait_exit().success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the tansu broker on PATH; run with: cargo test --workspace -- --include-ignored"]
+async fn a_revoked_partition_stops_retrying_and_dead_letters_nothing() {
+    let broker = Tansu::start();
+    let mut settings = config(&echo_dir("revoke-retry-a"), Some(&broker.bootstrap));
+    settings.topic_partitions = 2;
+    let a = TestHost::start(settings).await;
+    // Fails after sleeping 2 s, four times (the handler's own retry
+    // policy), then is dead-lettered; a sentinel on the same key follows.
+    let failing = a
+        .fault("sleep", Some("k"), json!({"ms": 2000, "then": "fail"}))
+        .await;
+    a.wait_for_handler("echo", "start the failing event", |h| {
+        h["stats"]["inFlight"] == 1
+    })
+    .await;
+    let mut settings = config(&echo_dir("revoke-retry-b"), Some(&broker.bootstrap));
+    settings.topic_partitions = 2;
+    let b = TestHost::start(settings).await;
+    a.fault("echo", Some("k"), json!({"sentinel": true})).await;
+    // The sentinel is handled after the failing event, by its final owner.
+    read_until(&broker.bootstrap, "faults-out", "the sentinel", |seen| {
+        seen.iter().any(|m| m.value["data"]["sentinel"] == true)
+    })
+    .await;
+    let letters = read_until(&broker.bootstrap, "faults.dlq", "one dead letter", |seen| {
+        !seen.is_empty()
+    })
+    .await;
+    let total = support::message_count(&broker.bootstrap, "faults.dlq").await;
+    assert_eq!(
+        total, 1,
+        "only the partition's last owner dead-letters it: {letters:?}"
+    );
+    assert_eq!(letters[0].header("eventId"), Some(failing.as_str()));
+    let (_, a_view) = a.get("/handlers/echo").await;
+    let (_, b_view) = b.get("/handlers/echo").await;
+    let dead: u64 = [&a_view, &b_view]
+        .iter()
+        .map(|h| h["stats"]["deadLettered"].as_u64().unwrap())
+        .sum();
+    assert_eq!(dead, 1, "{a_view} {b_view}");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the tansu broker on PATH; run with: cargo test --workspace -- --include-ignored"]
+async fn a_replay_survives_a_crash_after_the_next_auto_commit() {
+    const EVENTS: u64 = 200;
+    let broker = Tansu::start();
+    let dir = echo_dir("replay-kill");
+    let env = [
+        ("KAFKA_BROKERS", broker.bootstrap.as_str()),
+        ("HANDLERS_DIR", dir.to_str().unwrap()),
+        ("SESSION_TIMEOUT_MS", "3000"),
+    ];
+    let mut host = HostProcess::spawn(&env);
+    host.wait_for("ready: every handler is consuming");
+    produce_sequence(&broker.bootstrap, "faults", EVENTS, Duration::ZERO, "echo");
+    wait_handled(&host.addr, "echo", EVENTS).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("http://{}{path}", host.addr);
+    // Paused, so the replayed events wait for the restarted host.
+    let r = http.post(url("/handlers/echo/pause")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .post(url("/handlers/echo/replay"))
+        .json(&json!({"from": "earliest"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // librdkafka commits what is stored every second: let it, then crash.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    host.signal("-KILL");
+    host.wait_exit();
+    // tansu gives a member that joins before the dead one's session
+    // expired no partitions.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut host = HostProcess::spawn(&env);
+    host.wait_for("ready: every handler is consuming");
+    let seen = read_until(&broker.bootstrap, "faults-out", "every event twice", |s| {
+        s.len() as u64 >= 2 * EVENTS
+    })
+    .await;
+    let mut counts: BTreeMap<u64, u32> = BTreeMap::new();
+    for m in &seen {
+        if let Some(seq) = m.value["data"]["seq"].as_u64() {
+            *counts.entry(seq).or_default() += 1;
+        }
+    }
+    assert!(
+        counts.values().all(|&c| c == 2),
+        "the replayed range is handled again after the crash: {counts:?}"
+    );
+    host.signal("-TERM");
+    assert!(host.wait_exit().success());
+}
+
+/// 16 copies of a slow handler, each running 8 calls at once, take the
+/// whole instance pool (128); a registration then waits for room instead of
+/// failing and being dead-lettered.
+async fn capacity(brokers: Option<&str>) {
+    let dir = temp_handlers_dir(&format!("capacity-{}", brokers.is_some()));
+    support::install_demo_handlers(&dir, &["user-handler"]);
+    let component = std::fs::read(test_component("fault-handler")).unwrap();
+    for i in 0..16 {
+        std::fs::write(dir.join(format!("slow-{i:02}.wasm")), &component).unwrap();
+    }
+    let mut settings = config(&dir, brokers);
+    settings.topic_partitions = 12;
+    settings.partition_concurrency = 8;
+    let host = TestHost::start(settings).await;
+    // 36 events on distinct keys: more than 8 partitions busy for each copy.
+    for i in 0..36 {
+        host.fault("sleep", Some(&format!("user-{i}")), json!({"ms": 3000}))
+            .await;
+    }
+    let started = Instant::now();
+    loop {
+        let (_, all) = host.get("/handlers").await;
+        let busy: u64 = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["stats"]["inFlight"].as_u64().unwrap())
+            .sum();
+        if busy == 128 {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the pool never filled: {busy}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    host.register("Patient").await;
+    host.wait_for_handler("user-handler", "wait for capacity", |h| {
+        h["stats"]["waitingForCapacity"] == 1
+    })
+    .await;
+    let h = host
+        .wait_for_handler("user-handler", "handle the registration", |h| {
+            h["stats"]["handled"] == 1
+        })
+        .await;
+    assert_eq!(h["stats"]["failed"], 0, "{h}");
+    assert_eq!(h["stats"]["deadLettered"], 0, "{h}");
+    let (_, all) = host.get("/handlers").await;
+    for h in all.as_array().unwrap() {
+        assert_eq!(h["stats"]["deadLettered"], 0, "{h}");
+        assert_eq!(h["stats"]["failed"], 0, "{h}");
+    }
+    let bootstrap = host.bootstrap().await;
+    let welcomes = read_until(&bootstrap, "notification-events", "the welcome", |s| {
+        !s.is_empty()
+    })
+    .await;
+    assert_eq!(welcomes.len(), 1);
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_instance_pool_makes_events_wait_not_fail() {
+    capacity(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the tansu broker on PATH; run with: cargo test --workspace -- --include-ignored"]
+async fn a_full_instance_pool_makes_events_wait_not_fail_on_a_real_broker() {
+    let broker = Tansu::start();
+    capacity(Some(&broker.bootstrap)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_refused_for_good_dead_letters_the_event_and_the_partition_moves_on() {
+    let host = TestHost::start(config(&echo_dir("refused"), None)).await;
+    // 2 MB: over librdkafka's 1 MB message.max.bytes, refused for good.
+    let big = host
+        .fault("big", Some("same-key"), json!({"bytes": 2_000_000}))
+        .await;
+    host.fault("echo", Some("same-key"), json!({"sentinel": true}))
+        .await;
+    let bootstrap = host.bootstrap().await;
+    read_until(&bootstrap, "faults-out", "the sentinel behind it", |seen| {
+        seen.iter().any(|m| m.value["data"]["sentinel"] == true)
+    })
+    .await;
+    let letters = read_until(&bootstrap, "faults.dlq", "the dead letter", |s| {
+        !s.is_empty()
+    })
+    .await;
+    assert_eq!(letters[0].header("eventId"), Some(big.as_str()));
+    let error = letters[0].header("dlq.error").unwrap_or_default();
+    assert!(
+        error.contains("refused") && error.to_lowercase().contains("too large"),
+        "{error}"
+    );
+    host.stop().await;
+}
+
+/// A cluster that has the demo's topics and `faults`, but where this client
+/// cannot create topics (the embedded mock broker does not serve
+/// CreateTopics, as a managed cluster may forbid it).
+fn cluster_without_topic_creation()
+-> rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    for topic in [
+        "user-events",
+        "order-events",
+        "notification-events",
+        "faults",
+        "faults-out",
+    ] {
+        cluster.create_topic(topic, 3, 1).unwrap();
+        cluster.create_topic(&format!("{topic}.dlq"), 3, 1).unwrap();
+    }
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_swap_whose_new_topics_cannot_be_made_keeps_the_old_version_serving() {
+    let cluster = cluster_without_topic_creation();
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = temp_handlers_dir("swap-plan");
+    let v1 = std::fs::read(test_component("fault-handler")).unwrap();
+    std::fs::write(dir.join("swap.wasm"), &v1).unwrap();
+    let host = TestHost::start(config(&dir, Some(&bootstrap))).await;
+    let (_, before) = host.get("/handlers/swap").await;
+
+    // The new version subscribes to `bench`, which the cluster lacks and the
+    // host cannot create.
+    let v2 = std::fs::read(test_component("noop-handler")).unwrap();
+    support::write_file(&dir.join("swap.wasm"), &v2);
+    let h = host
+        .wait_for_handler("swap", "report the failed swap", |h| {
+            h["lastError"].as_str().is_some_and(|e| e.contains("bench"))
+        })
+        .await;
+    assert_eq!(
+        h["version"], before["version"],
+        "the old version stays: {h}"
+    );
+    assert_eq!(h["subscriptions"][0]["topic"], "faults", "{h}");
+    assert_eq!(h["status"], "running", "{h}");
+    // And it still serves its own topic with its own code.
+    host.fault("echo", None, json!({"still": "v1"})).await;
+    read_until(&bootstrap, "faults-out", "v1's echo", |seen| {
+        seen.iter().any(|m| m.value["data"]["still"] == "v1")
+    })
+    .await;
+
+    // Once the topic exists, saving the same file again installs it.
+    cluster.create_topic("bench", 3, 1).unwrap();
+    cluster.create_topic("bench.dlq", 3, 1).unwrap();
+    support::write_file(&dir.join("swap.wasm"), &v2);
+    let h = host
+        .wait_for_handler("swap", "serve the new version", |h| {
+            h["subscriptions"][0]["topic"] == "bench" && h["status"] == "running"
+        })
+        .await;
+    assert_ne!(h["version"], before["version"], "{h}");
+    assert!(h["lastError"].is_null(), "{h}");
+    host.stop().await;
+}
