@@ -66,7 +66,9 @@ async fn wait_handled(addr: &str, handler: &str, at_least: u64) {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the tansu broker on PATH; run with: cargo test --workspace -- --include-ignored"]
 async fn sigterm_mid_stream_loses_nothing_and_handles_nothing_twice() {
-    const EVENTS: u64 = 30_000;
+    // Produced at once, faster than the (debug) host handles them: at the
+    // signal, events are in every stage (fetched, in a call, publishing).
+    const EVENTS: u64 = 3_000;
     let _ = TANSU;
     let broker = Tansu::start();
     let dir = echo_dir("sigterm-stream");
@@ -78,7 +80,13 @@ async fn sigterm_mid_stream_loses_nothing_and_handles_nothing_twice() {
     host.wait_for("ready: every handler is consuming");
     let bootstrap = broker.bootstrap.clone();
     let producer = std::thread::spawn(move || {
-        produce_sequence(&bootstrap, "faults", EVENTS, Duration::ZERO, "echo")
+        produce_sequence(
+            &bootstrap,
+            "faults",
+            EVENTS,
+            Duration::from_millis(2),
+            "echo",
+        )
     });
     // Stop it while the stream is in flight: a quarter handled.
     wait_handled(&host.addr, "echo", EVENTS / 4).await;
@@ -159,16 +167,28 @@ async fn instances_joining_mid_stream_hand_over_without_duplicates() {
         twice, 0,
         "each revoked partition commits what it finished before it is handed over"
     );
-    // Each instance says it runs exactly when it holds partitions.
-    let mut held = 0;
-    for host in [&first, &second, &third] {
-        let h = handled(&host.addr, "echo").await;
-        let partitions = h["stats"]["partitions"].as_u64().unwrap();
-        held += partitions;
-        let expected = if partitions > 0 { "running" } else { "idle" };
-        assert_eq!(h["status"], expected, "{h}");
+    // Each instance says it runs exactly when it holds partitions, and the
+    // group holds each partition once (once the last rebalance settled).
+    let started = Instant::now();
+    loop {
+        let mut views = Vec::new();
+        for host in [&first, &second, &third] {
+            views.push(handled(&host.addr, "echo").await);
+        }
+        let held: u64 = views
+            .iter()
+            .map(|h| h["stats"]["partitions"].as_u64().unwrap())
+            .sum();
+        let consistent = views.iter().all(|h| {
+            let partitions = h["stats"]["partitions"].as_u64().unwrap();
+            h["status"] == if partitions > 0 { "running" } else { "idle" }
+        });
+        if held == 3 && consistent {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "never settled: {views:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(held, 3, "the group holds every partition once");
     for mut host in [first, second, third] {
         host.signal("-TERM");
         assert!(host.wait_exit().success());
@@ -182,6 +202,13 @@ async fn a_revoked_partition_stops_retrying_and_dead_letters_nothing() {
     let mut settings = config(&echo_dir("revoke-retry-a"), Some(&broker.bootstrap));
     settings.topic_partitions = 2;
     let a = TestHost::start(settings).await;
+    // First an echo, so that `faults-out` exists before anyone reads it (a
+    // reader subscribed to a missing topic looks again only minutes later).
+    a.fault("echo", Some("first"), json!({"first": true})).await;
+    read_until(&broker.bootstrap, "faults-out", "the first echo", |seen| {
+        !seen.is_empty()
+    })
+    .await;
     // Fails after sleeping 2 s, four times (the handler's own retry
     // policy), then is dead-lettered; a sentinel on the same key follows.
     let failing = a
@@ -439,5 +466,36 @@ async fn a_swap_whose_new_topics_cannot_be_made_keeps_the_old_version_serving() 
         .await;
     assert_ne!(h["version"], before["version"], "{h}");
     assert!(h["lastError"].is_null(), "{h}");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_the_broker_forbids_dead_letters_the_event_with_the_broker_s_error() {
+    let cluster = cluster_without_topic_creation();
+    let bootstrap = cluster.bootstrap_servers();
+    let host = TestHost::start(config(&echo_dir("forbidden"), Some(&bootstrap))).await;
+    // The handler publishes a second after it starts; by then the broker
+    // refuses the next produce request with an authorization error.
+    let event = host
+        .fault("sleep", Some("k"), json!({"ms": 1000, "then": "echo"}))
+        .await;
+    cluster.request_errors(
+        rdkafka::types::RDKafkaApiKey::Produce,
+        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+    );
+    let letters = read_until(&bootstrap, "faults.dlq", "the dead letter", |s| {
+        !s.is_empty()
+    })
+    .await;
+    assert_eq!(letters[0].header("eventId"), Some(event.as_str()));
+    let error = letters[0].header("dlq.error").unwrap_or_default();
+    assert!(error.to_lowercase().contains("authoriz"), "{error}");
+    // The partition moved on.
+    host.fault("echo", Some("k"), json!({"sentinel": true}))
+        .await;
+    read_until(&bootstrap, "faults-out", "the sentinel", |seen| {
+        seen.iter().any(|m| m.value["data"]["sentinel"] == true)
+    })
+    .await;
     host.stop().await;
 }

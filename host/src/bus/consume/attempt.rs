@@ -43,9 +43,8 @@ where
 {
     let mut round = 1;
     loop {
-        if halt.is_cancelled() {
-            return None;
-        }
+        // Tried once even when halted: finishing what is in flight is what a
+        // halted lane still does; it only stops retrying.
         match op().await {
             Ok(value) => return Some(value),
             Err(e) => {
@@ -92,6 +91,17 @@ mod tests {
         .await;
         assert_eq!(result, None);
         assert_eq!(tries, 3, "no try after the halt");
+        let halted = CancellationToken::new();
+        halted.cancel();
+        let once = until_ok(&halted, Duration::ZERO, "h", "x", || async {
+            Ok::<_, String>(1)
+        })
+        .await;
+        assert_eq!(
+            once,
+            Some(1),
+            "a halted lane still finishes what needs no retry"
+        );
         let ok = until_ok(
             &CancellationToken::new(),
             Duration::ZERO,

@@ -1,6 +1,6 @@
 //! The consumer's callbacks: librdkafka calls them from inside the loop's
-//! poll. On an assignment they split each partition's queue off and hand it
-//! to the worker; on a revocation they halt the partitions' lanes, wait for
+//! poll. On an assignment they split each partition's queue off (before
+//! librdkafka starts fetching it) and hand it to the worker; on a revocation they halt the partitions' lanes, wait for
 //! what is in flight, and commit what finished before librdkafka lets the
 //! partitions go. They also report the lag and failed commits.
 
@@ -106,6 +106,24 @@ fn keys(partitions: &TopicPartitionList) -> Vec<PartitionKey> {
 
 impl ConsumerContext for LoopContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            // Split each partition's queue off before librdkafka assigns
+            // (and starts fetching) it, so none of its events can go through
+            // the consumer's own queue.
+            let keys = keys(partitions);
+            let consumer = self.consumer.get().and_then(Weak::upgrade);
+            let assigned: Assigned = keys
+                .iter()
+                .map(|(topic, partition)| {
+                    let queue = consumer
+                        .as_ref()
+                        .and_then(|c| c.split_partition_queue(topic, *partition));
+                    ((topic.clone(), *partition), queue)
+                })
+                .collect();
+            drop(consumer);
+            let _ = self.assignments.send(assigned);
+        }
         if let Rebalance::Revoke(partitions) = rebalance {
             let revoked = keys(partitions);
             {
@@ -124,26 +142,11 @@ impl ConsumerContext for LoopContext {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 let keys = keys(partitions);
-                // Split each partition's queue off now, right after the
-                // assignment and before its first fetch, so none of its
-                // events go through the consumer's own queue.
-                let consumer = self.consumer.get().and_then(Weak::upgrade);
-                let assigned: Assigned = keys
-                    .iter()
-                    .map(|(topic, partition)| {
-                        let queue = consumer
-                            .as_ref()
-                            .and_then(|c| c.split_partition_queue(topic, *partition));
-                        ((topic.clone(), *partition), queue)
-                    })
-                    .collect();
-                drop(consumer);
                 let held = {
                     let mut all = self.assigned();
                     all.extend(keys);
                     all.len()
                 };
-                let _ = self.assignments.send(assigned);
                 self.state.set_partitions(held);
                 tracing::info!(handler = %self.name, partitions = partitions.count(), held, "partitions assigned");
             }

@@ -73,14 +73,21 @@ impl Lanes {
         lock(&self.running).insert(key, lane);
     }
 
-    /// What a new lane of `key` must wait for: a lane of the same partition
-    /// still finishing (so one partition's events never run out of order).
-    pub fn take_previous(&self, key: &PartitionKey) -> Option<JoinHandle<()>> {
-        let running = lock(&self.running).remove(key).map(|old| {
-            old.halt.cancel();
-            old.task
-        });
-        running.or_else(|| lock(&self.draining).remove(key))
+    /// What a new lane of `key` takes over from a lane of the same partition
+    /// still running here (its events came another way): that lane, halted,
+    /// to wait for (so one partition's events never run out of order), and
+    /// its offsets, so nothing it took and did not finish is committed past.
+    pub fn take_previous(
+        &self,
+        key: &PartitionKey,
+    ) -> (Option<JoinHandle<()>>, Option<Arc<Mutex<OffsetTracker>>>) {
+        match lock(&self.running).remove(key) {
+            Some(old) => {
+                old.halt.cancel();
+                (Some(old.task), Some(old.offsets))
+            }
+            None => (lock(&self.draining).remove(key), None),
+        }
     }
 
     /// Runs `f` on the lane of `key`, if one is running.

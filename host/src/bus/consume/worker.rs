@@ -14,7 +14,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::context::Assigned;
 use super::lane::{Control, LaneHandle, LaneTask, Lanes};
-use super::offsets::OffsetTracker;
 use super::{LoopConsumer, PartitionKey, PartitionQueue, Replay, ReplayFrom, Rewound, Shared};
 use crate::runtime::Component;
 
@@ -149,11 +148,11 @@ impl Worker {
         key: PartitionKey,
         queue: Option<PartitionQueue>,
     ) -> mpsc::UnboundedSender<rdkafka::message::OwnedMessage> {
-        let previous = self.lanes.take_previous(&key);
+        let (previous, offsets) = self.lanes.take_previous(&key);
         let (stray, strays) = mpsc::unbounded_channel();
         let (control_tx, control) = mpsc::unbounded_channel();
         let halt = self.shared.stop.child_token();
-        let offsets = Arc::new(Mutex::new(OffsetTracker::default()));
+        let offsets = offsets.unwrap_or_default();
         let lane = LaneTask {
             shared: self.shared.clone(),
             consumer: self.consumer.clone(),
@@ -270,21 +269,32 @@ impl Worker {
             }
         }
         let name = shared.name.clone();
-        let closed = tokio::task::spawn_blocking(move || {
-            if offsets.count() > 0 {
-                match consumer.commit(&offsets, CommitMode::Sync) {
-                    Ok(()) => tracing::info!(handler = %name, partitions = offsets.count(), "committed final offsets"),
-                    Err(e) => tracing::warn!(handler = %name, error = %e, "final commit failed; the next owner may handle some events again"),
+        // On a thread of its own, not the runtime's blocking pool: closing
+        // talks to the broker and may take long when it is gone, and a
+        // runtime that shuts down waits for its blocking tasks.
+        let (closed_tx, closed) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name(format!("close-{name}"))
+            .spawn(move || {
+                if offsets.count() > 0 {
+                    match consumer.commit(&offsets, CommitMode::Sync) {
+                        Ok(()) => tracing::info!(handler = %name, partitions = offsets.count(), "committed final offsets"),
+                        Err(e) => tracing::warn!(handler = %name, error = %e, "final commit failed; the next owner may handle some events again"),
+                    }
                 }
+                // The last reference: dropping it closes the consumer, which
+                // leaves the group.
+                drop(consumer);
+                tracing::info!(handler = %name, "consumer group left");
+                let _ = closed_tx.send(());
+            });
+        match spawned {
+            Ok(_) => {
+                let _ = closed.await;
             }
-            // The last reference: dropping it closes the consumer, which
-            // leaves the group.
-            drop(consumer);
-            tracing::info!(handler = %name, "consumer group left");
-        })
-        .await;
-        if let Err(e) = closed {
-            tracing::error!(handler = %shared.name, error = %e, "closing the consumer failed");
+            Err(e) => {
+                tracing::error!(handler = %shared.name, error = %e, "cannot start a thread to close the consumer")
+            }
         }
         shared.state.set_left();
     }
