@@ -126,7 +126,7 @@ impl Lanes {
         keys: &[PartitionKey],
         grace: Duration,
     ) -> Vec<(PartitionKey, Option<i64>)> {
-        let mut lanes: Vec<(PartitionKey, LaneHandle)> = {
+        let lanes: Vec<(PartitionKey, LaneHandle)> = {
             let mut running = lock(&self.running);
             keys.iter()
                 .filter_map(|k| running.remove(k).map(|l| (k.clone(), l)))
@@ -138,12 +138,7 @@ impl Lanes {
         for (_, lane) in &lanes {
             lane.halt.cancel();
         }
-        let all_ended = block_on(async {
-            let tasks = lanes.iter_mut().map(|(_, l)| &mut l.task);
-            tokio::time::timeout(grace, futures_util::future::join_all(tasks))
-                .await
-                .is_ok()
-        });
+        let all_ended = wait_until(grace, || lanes.iter().all(|(_, l)| l.task.is_finished()));
         if !all_ended {
             tracing::warn!(
                 ?grace,
@@ -167,17 +162,30 @@ impl Lanes {
     }
 }
 
-/// Runs a future to completion from synchronous code (a librdkafka
-/// callback): on a runtime worker the thread is first handed over with
-/// `block_in_place`. Where nothing else could run meanwhile (a
-/// current-thread runtime, or no runtime), it does not wait: false.
-fn block_on(f: impl Future<Output = bool>) -> bool {
+/// Waits up to `grace` for `done` from synchronous code (a librdkafka
+/// callback), checking every few milliseconds; says whether it came. On a
+/// runtime worker the thread is first handed over with `block_in_place`, so
+/// the lanes keep running. It needs nothing of the runtime (no timer, no
+/// `block_on`): a runtime shutting down cannot make it hang. Where the lanes
+/// could not run meanwhile (a current-thread runtime) it does not wait.
+fn wait_until(grace: Duration, done: impl Fn() -> bool) -> bool {
     use tokio::runtime::{Handle, RuntimeFlavor};
+    let poll = || {
+        let deadline = std::time::Instant::now() + grace;
+        while !done() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    };
     match Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| handle.block_on(f))
+            tokio::task::block_in_place(poll)
         }
-        _ => false,
+        Ok(_) => done(),
+        Err(_) => poll(),
     }
 }
 
