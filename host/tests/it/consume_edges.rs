@@ -10,20 +10,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::{
-    self, HostProcess, PATIENCE, Tansu, TestHost, config, echoes_of, produce_sequence, read_until,
-    temp_handlers_dir, test_component,
+    self, HostProcess, PATIENCE, Tansu, TestHost, config, echo_dir, echoes_of, produce_sequence,
+    read_until, temp_handlers_dir, test_component,
 };
 
 const TANSU: &str =
     "needs the tansu broker on PATH; run with: cargo test --workspace -- --include-ignored";
-
-/// A handlers folder with the fault handler as `echo`: it republishes each
-/// `faults` event's data to `faults-out`, so a test sees what was handled.
-fn echo_dir(test: &str) -> std::path::PathBuf {
-    let dir = temp_handlers_dir(test);
-    std::fs::copy(test_component("fault-handler"), dir.join("echo.wasm")).unwrap();
-    dir
-}
 
 fn duplicates(counts: &BTreeMap<u64, u32>) -> u32 {
     counts.values().map(|c| c - 1).sum()

@@ -7,17 +7,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::{
-    self, HostProcess, Tansu, TestHost, config, echoes_of, produce_sequence, temp_handlers_dir,
-    test_component,
+    self, HostProcess, Tansu, TestHost, config, echo_dir, echoes_of, produce_sequence,
+    temp_handlers_dir,
 };
-
-/// A handlers folder with the echo handler: it republishes each `faults`
-/// event's data to `faults-out`, so the test can see what was handled.
-fn echo_dir(test: &str) -> std::path::PathBuf {
-    let dir = temp_handlers_dir(test);
-    std::fs::copy(test_component("fault-handler"), dir.join("echo.wasm")).unwrap();
-    dir
-}
 
 fn report(what: &str, counts: &std::collections::BTreeMap<u64, u32>, total: u64) {
     let duplicates: u32 = counts.values().map(|c| c - 1).sum();

@@ -92,6 +92,14 @@ pub fn test_component(crate_name: &str) -> PathBuf {
         .join(format!("{}.wasm", crate_name.replace('-', "_")))
 }
 
+/// A handlers folder with the fault handler as `echo`: it republishes each
+/// `faults` event's data to `faults-out`, so a test sees what was handled.
+pub fn echo_dir(test: &str) -> PathBuf {
+    let dir = temp_handlers_dir(test);
+    std::fs::copy(test_component("fault-handler"), dir.join("echo.wasm")).unwrap();
+    dir
+}
+
 /// Writes a handler file as an editor or `cp` would: in place.
 pub fn write_file(to: &Path, bytes: &[u8]) {
     std::fs::write(to, bytes).unwrap();
