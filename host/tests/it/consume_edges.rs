@@ -492,3 +492,92 @@ async fn a_publish_the_broker_forbids_dead_letters_the_event_with_the_broker_s_e
     .await;
     host.stop().await;
 }
+
+/// Not a test of the host but of the broker the suite runs on: tansu 0.6
+/// answers a fetch from an offset in the middle of a record batch with the
+/// batch after it, so a consumer group that committed mid-batch skips the
+/// rest of that batch (Kafka returns the whole batch and the client drops
+/// the records before its offset). The host commits exact offsets; the
+/// stream producers of these tests therefore write one record per batch.
+/// When this fails, tansu has fixed it and that setting can go.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the tansu broker on PATH; run with: cargo test --workspace -- --include-ignored"]
+async fn tansu_skips_the_rest_of_a_batch_fetched_from_its_middle() {
+    use rdkafka::ClientConfig;
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::{Message, Offset, TopicPartitionList};
+
+    let broker = Tansu::start();
+    let admin: AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .create()
+        .unwrap();
+    admin
+        .create_topics(
+            &[NewTopic::new("batched", 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("linger.ms", "200")
+        .create()
+        .unwrap();
+    // Twenty records in one batch (they are queued within the linger).
+    let sends: Vec<_> = (0..20)
+        .map(|i| {
+            let value = i.to_string();
+            let producer = producer.clone();
+            async move {
+                producer
+                    .send(
+                        FutureRecord::to("batched").key("k").payload(&value),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .map(|delivery| delivery.offset)
+            }
+        })
+        .collect();
+    let offsets: Vec<i64> = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|sent| sent.expect("delivered"))
+        .collect();
+    assert_eq!(offsets, (0..20).collect::<Vec<_>>());
+    // One more batch after it.
+    producer
+        .send(
+            FutureRecord::to("batched").key("k").payload("20"),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("delivered");
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("group.id", "batch-probe")
+        .create()
+        .unwrap();
+    let mut from = TopicPartitionList::new();
+    from.add_partition_offset("batched", 0, Offset::Offset(5))
+        .unwrap();
+    consumer.assign(&from).unwrap();
+    let started = Instant::now();
+    let first = loop {
+        assert!(started.elapsed() < PATIENCE, "nothing fetched");
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => break message.offset(),
+            Some(Err(e)) => panic!("{e}"),
+            None => {}
+        }
+    };
+    assert_eq!(
+        first, 20,
+        "a fetch from offset 5 should start at 5 (Kafka) — tansu 0.6 starts at the next batch; \
+         if it now starts at 5, drop `batch.num.messages=1` from the tests' producers"
+    );
+}
