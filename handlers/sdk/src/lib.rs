@@ -21,7 +21,7 @@
 
 mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/v0.1",
         world: "handler",
         pub_export_macro: true,
         // Wrapped by this crate's own `export!`.

@@ -1,7 +1,7 @@
 //! Rust types for the `handler` world in `wit/`, generated at compile time.
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../wit/v0.1",
     world: "handler",
     exports: { default: async },
 });
