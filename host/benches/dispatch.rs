@@ -24,19 +24,17 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use event_host::runtime::{Component, Delivery, Limits, Runtime, WitEvent};
+use event_host::event::Event;
+use event_host::runtime::{Component, Delivery, Input, Limits, Prepared, Runtime};
 use serde::{Deserialize, Serialize};
 
 const USER: &str = r#"{"id":"5803b5ec-d86c-4278-a146-a0d7ec0f7336","name":"John Doe","email":"john@example.com","age":30,"createdAt":"2026-11-26T20:08:07.456Z"}"#;
 
-fn event() -> WitEvent {
-    WitEvent {
-        id: "4a81b4a2-2aaf-4e93-bdd1-3a012188ba1b".into(),
-        event_type: "USER_REGISTERED".into(),
-        timestamp: "2026-11-26T20:08:07.456Z".into(),
-        user_id: Some("5803b5ec-d86c-4278-a146-a0d7ec0f7336".into()),
-        data: USER.into(),
-    }
+fn envelope(event_type: &str, data: &str) -> Event {
+    let envelope = format!(
+        r#"{{"id":"4a81b4a2-2aaf-4e93-bdd1-3a012188ba1b","type":"{event_type}","timestamp":"2026-11-26T20:08:07.456Z","userId":"5803b5ec-d86c-4278-a146-a0d7ec0f7336","data":{data}}}"#
+    );
+    Event::decode(envelope.as_bytes()).expect("a valid envelope")
 }
 
 fn delivery() -> Delivery {
@@ -44,14 +42,21 @@ fn delivery() -> Delivery {
         topic: "user-events".into(),
         partition: 0,
         offset: 42,
-        key: None,
-        attempt: 1,
+        ..Delivery::default()
     }
+}
+
+/// The event converted for `component`'s contract, as the consume loop
+/// does once per event.
+fn prepared(component: &Component, event: &Event) -> Prepared {
+    component
+        .prepare(Input::Event(event.clone()), delivery())
+        .expect("an envelope event")
 }
 
 /// The same rule in plain Rust: parse the user, write the welcome, encode
 /// the notification.
-fn native(event: &WitEvent) -> String {
+fn native(event: &Event) -> String {
     #[derive(Deserialize)]
     struct User {
         name: String,
@@ -66,7 +71,7 @@ fn native(event: &WitEvent) -> String {
         kind: &'a str,
         sent_at: String,
     }
-    let user: User = serde_json::from_str(&event.data).expect("valid data");
+    let user: User = serde_json::from_str(event.data.get()).expect("valid data");
     let message = format!(
         "Welcome {}! Your account has been created successfully.",
         user.name
@@ -99,15 +104,11 @@ fn dispatch(c: &mut Criterion) {
     let component = rt
         .block_on(runtime.load("user-handler", bytes))
         .expect("loads");
-    let (event, delivery) = (event(), delivery());
+    let event = envelope("USER_REGISTERED", USER);
     println!("allocator: {:?}", runtime.allocator());
     let noop = std::fs::read(support::test_component("fault-handler")).expect("built");
     let noop = rt.block_on(runtime.load("noop", noop)).expect("loads");
-    let noop_event = WitEvent {
-        event_type: "FAULT".into(),
-        data: r#"{"action":"ok"}"#.into(),
-        ..event.clone()
-    };
+    let noop_event = envelope("FAULT", r#"{"action":"ok"}"#);
 
     let other = std::env::var_os("DISPATCH_COMPONENT").map(|path| {
         let bytes = std::fs::read(&path).expect("DISPATCH_COMPONENT: cannot read the file");
@@ -128,9 +129,10 @@ fn dispatch(c: &mut Criterion) {
             cases.push(("DISPATCH_COMPONENT", other, &noop_event));
         }
         for (name, component, event) in cases {
+            let prepared = prepared(component, event);
             let time = rt.block_on(fastest(async || {
                 component
-                    .handle(component.slot().await, event, &delivery)
+                    .handle(component.slot().await, &prepared)
                     .await
                     .expect("handled");
             }));
@@ -142,8 +144,9 @@ fn dispatch(c: &mut Criterion) {
         let mut reused = rt
             .block_on(component.instantiate_for_reuse())
             .expect("instance");
+        let user = prepared(&component, &event);
         let time = rt.block_on(fastest(async || {
-            reused.handle(&event, &delivery).await.expect("handled");
+            reused.handle(&user).await.expect("handled");
         }));
         let ratio = time.as_secs_f64() / native_time.as_secs_f64();
         println!(
@@ -155,14 +158,15 @@ fn dispatch(c: &mut Criterion) {
     let mut group = c.benchmark_group("dispatch");
     group.bench_function("native call", |b| b.iter(|| native(&event)));
     // A fresh instance per event, as the host runs them.
-    let mut fresh = |name: &str, component: &Component, event: &WitEvent| {
+    let mut fresh = |name: &str, component: &Component, event: &Event| {
+        let prepared = prepared(component, event);
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
                     let started = Instant::now();
                     for _ in 0..iters {
                         component
-                            .handle(component.slot().await, event, &delivery)
+                            .handle(component.slot().await, &prepared)
                             .await
                             .expect("handled");
                     }
@@ -187,12 +191,13 @@ fn dispatch(c: &mut Criterion) {
     let mut reused = rt
         .block_on(component.instantiate_for_reuse())
         .expect("instance");
+    let user = prepared(&component, &event);
     group.bench_function("wasm, one reused instance", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let started = Instant::now();
                 for _ in 0..iters {
-                    reused.handle(&event, &delivery).await.expect("handled");
+                    reused.handle(&user).await.expect("handled");
                 }
                 started.elapsed()
             })

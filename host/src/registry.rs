@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-use crate::runtime::{Component, Subscription};
+use crate::runtime::{Component, Contract, Subscription};
 use crate::stats::{ConsumerState, Counts, Stats};
 
 #[derive(Default)]
@@ -45,6 +45,8 @@ pub struct HandlerInfo {
     pub version: Option<String>,
     pub loaded_at: Option<SystemTime>,
     pub subscription: Option<Subscription>,
+    /// The contract version the serving component targets.
+    pub contract: Option<Contract>,
     pub counts: Counts,
     /// Partitions this instance holds for it.
     pub partitions: usize,
@@ -243,6 +245,7 @@ fn info(name: &str, e: &Entry) -> HandlerInfo {
         version: current.as_ref().map(|c| c.digest().to_string()),
         loaded_at: current.as_ref().map(Component::loaded_at),
         subscription: current.as_ref().map(|c| c.subscription().clone()),
+        contract: current.as_ref().map(Component::contract),
         counts: e.stats.counts(),
         partitions: consumer.map_or(0, ConsumerState::partitions),
         lag: consumer.and_then(ConsumerState::lag),

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::bus::{Redriven, Rewound};
 use crate::registry::{HandlerInfo, Status};
-use crate::runtime::RetryPolicy;
+use crate::runtime::{Contract, Format, RetryPolicy};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -22,7 +22,11 @@ pub struct HandlerView {
     pub version: Option<String>,
     #[serde(serialize_with = "rfc3339")]
     pub loaded_at: Option<SystemTime>,
+    /// The WIT world it targets, e.g. `event-host:handler@0.2.0`.
+    pub contract: Option<&'static str>,
     pub subscriptions: Vec<SubscriptionView>,
+    /// It declared that it keeps no state between events.
+    pub stateless: bool,
     /// The handler's own retry policy; none means the host's defaults.
     pub retry: Option<RetryView>,
     pub stats: StatsView,
@@ -33,7 +37,9 @@ pub struct HandlerView {
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionView {
     pub topic: String,
-    /// Empty means every event type.
+    /// `envelope` (the host's JSON events) or `raw` (any bytes).
+    pub format: &'static str,
+    /// Empty means every event type; raw subscriptions are not filtered.
     pub event_types: Vec<String>,
 }
 
@@ -90,9 +96,17 @@ impl From<HandlerInfo> for HandlerView {
             .map(|s| {
                 s.topics
                     .iter()
-                    .map(|t| SubscriptionView {
-                        topic: t.to_string(),
-                        event_types: s.event_types.iter().cloned().collect(),
+                    .map(|t| match s.format(t.as_str()) {
+                        Format::Envelope => SubscriptionView {
+                            topic: t.to_string(),
+                            format: "envelope",
+                            event_types: s.event_types.iter().cloned().collect(),
+                        },
+                        Format::Raw => SubscriptionView {
+                            topic: t.to_string(),
+                            format: "raw",
+                            event_types: Vec::new(),
+                        },
                     })
                     .collect()
             })
@@ -104,7 +118,9 @@ impl From<HandlerInfo> for HandlerView {
             file: h.file,
             version: h.version,
             loaded_at: h.loaded_at,
+            contract: h.contract.map(Contract::name),
             subscriptions,
+            stateless: h.subscription.as_ref().is_some_and(|s| s.stateless),
             retry: h.subscription.and_then(|s| s.retry).map(RetryView::from),
             stats: StatsView {
                 handled: h.counts.handled,

@@ -10,6 +10,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
 use crate::event::{Event, Topic};
+use crate::runtime::{self, Outgoing};
 
 /// Where the broker stored an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,30 +124,55 @@ impl Publisher {
     /// broker. Events enqueued one after the other reach each partition in
     /// that order (the producer is idempotent).
     pub fn enqueue(&self, topic: &Topic, event: &Event) -> Result<Pending, PublishError> {
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "eventType",
-                value: Some(event.event_type.as_str()),
-            })
-            .insert(Header {
-                key: "userId",
-                value: Some(event.user_id.as_deref().unwrap_or("anonymous")),
-            })
-            .insert(Header {
-                key: "eventId",
-                value: Some(event.id.as_str()),
-            });
-        let payload = event.encode().map_err(|e| PublishError {
-            topic: topic.to_string(),
-            reason: format!("cannot encode the event: {e}"),
-            permanent: true,
-        })?;
+        let payload = encode(topic, event)?;
         self.enqueue_raw(
             topic.as_str(),
             Some(event.key().as_bytes()),
             &payload,
-            headers,
+            event_headers(event),
         )
+    }
+
+    /// Hands what a handler published to the producer, like [`enqueue`]:
+    /// an event with the host's headers and then the handler's, keyed as it
+    /// asked (else as [`enqueue`] keys it); a raw message as it is.
+    ///
+    /// [`enqueue`]: Publisher::enqueue
+    pub fn enqueue_outgoing(&self, out: &Outgoing) -> Result<Pending, PublishError> {
+        match out {
+            Outgoing::Event {
+                topic,
+                event,
+                key,
+                headers,
+            } => {
+                let payload = encode(topic, event)?;
+                let key = key.as_deref().unwrap_or(event.key().as_bytes());
+                let headers = with_headers(event_headers(event), headers);
+                self.enqueue_raw(topic.as_str(), Some(key), &payload, headers)
+            }
+            Outgoing::Message {
+                topic,
+                key,
+                value,
+                headers,
+            } => {
+                let headers = with_headers(OwnedHeaders::new(), headers);
+                let mut record = FutureRecord::<[u8], [u8]>::to(topic.as_str()).headers(headers);
+                if let Some(key) = key {
+                    record = record.key(key);
+                }
+                if let Some(value) = value {
+                    record = record.payload(value);
+                }
+                self.send_record(topic.as_str(), record)
+            }
+        }
+    }
+
+    /// Publishes what a handler published and waits for the broker.
+    pub async fn publish_outgoing(&self, out: &Outgoing) -> Result<Stored, PublishError> {
+        self.enqueue_outgoing(out)?.acked().await
     }
 
     /// Publishes raw bytes, as dead letters are: unchanged.
@@ -173,6 +199,14 @@ impl Publisher {
         if let Some(key) = key {
             record = record.key(key);
         }
+        self.send_record(topic, record)
+    }
+
+    fn send_record(
+        &self,
+        topic: &str,
+        record: FutureRecord<'_, [u8], [u8]>,
+    ) -> Result<Pending, PublishError> {
         match self.producer.send_result(record) {
             Ok(delivery) => Ok(Pending {
                 topic: topic.to_string(),
@@ -188,6 +222,42 @@ impl Publisher {
             tracing::warn!(error = %e, "some published events may not have been delivered");
         }
     }
+}
+
+/// The host's headers of an event: `eventType`, `userId` (`anonymous` when
+/// none, as the original demo) and `eventId`.
+fn event_headers(event: &Event) -> OwnedHeaders {
+    OwnedHeaders::new()
+        .insert(Header {
+            key: "eventType",
+            value: Some(event.event_type.as_str()),
+        })
+        .insert(Header {
+            key: "userId",
+            value: Some(event.user_id.as_deref().unwrap_or("anonymous")),
+        })
+        .insert(Header {
+            key: "eventId",
+            value: Some(event.id.as_str()),
+        })
+}
+
+fn with_headers(mut to: OwnedHeaders, headers: &[runtime::Header]) -> OwnedHeaders {
+    for h in headers {
+        to = to.insert(Header {
+            key: h.name.as_str(),
+            value: h.value.as_deref(),
+        });
+    }
+    to
+}
+
+fn encode(topic: &Topic, event: &Event) -> Result<Vec<u8>, PublishError> {
+    event.encode().map_err(|e| PublishError {
+        topic: topic.to_string(),
+        reason: format!("cannot encode the event: {e}"),
+        permanent: true,
+    })
 }
 
 #[cfg(test)]

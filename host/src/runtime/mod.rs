@@ -2,16 +2,20 @@
 //!
 //! One [`Runtime`] per process holds the `Engine` and the `Linker`; each
 //! handler version becomes one [`Component`]: compiled, linked and
-//! type-checked once (a `HandlerPre`), then instantiated in a fresh `Store`
-//! for every event, so no state leaks from one event to the next. Every call
-//! runs under a wall-clock deadline (epoch interruption) and a memory cap.
+//! type-checked once against the contract version it targets (one `Pre`),
+//! then instantiated in a fresh `Store` for every event, so no state leaks
+//! from one event to the next. Every call runs under a wall-clock deadline
+//! (epoch interruption) and a memory cap.
 //!
 //! Nothing here knows about Kafka or HTTP.
 
 mod bindings;
+mod component;
+mod contract;
+mod output;
 mod state;
+mod subscription;
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -24,12 +28,12 @@ use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
 };
 
-pub use bindings::{Delivery, Event as WitEvent};
-use bindings::{HandlerError, HandlerPre};
+pub use component::{Component, Invocation, Outcome, ReusedInstance};
+pub use contract::{Contract, Delivery, Format, Header, Input, Prepared};
+pub use output::Level;
 use state::HostState;
-pub use state::{Level, Outgoing};
-
-use crate::event::{Event, Topic};
+pub use state::Outgoing;
+pub use subscription::{RetryPolicy, Subscription};
 
 /// How often the epoch ticks: the granularity of deadlines, and how often a
 /// long-running handler yields to other tasks.
@@ -47,7 +51,7 @@ const TABLES_PER_COMPONENT: u32 = 4;
 /// Beyond the handler's own deadline (which epoch interruption enforces
 /// while its code runs), how long a call may wait in the host, e.g. in a
 /// WASI sleep, before it is stopped all the same.
-const HOST_CALL_SLACK: Duration = Duration::from_millis(100);
+pub(crate) const HOST_CALL_SLACK: Duration = Duration::from_millis(100);
 
 /// Limits applied to every handler invocation.
 #[derive(Debug, Clone, Copy)]
@@ -70,7 +74,7 @@ pub struct Runtime {
 /// or no bound with on-demand allocation. A call waits for a slot instead of
 /// failing to instantiate.
 #[derive(Clone)]
-struct Capacity(Option<Arc<tokio::sync::Semaphore>>);
+pub(crate) struct Capacity(Option<Arc<tokio::sync::Semaphore>>);
 
 /// Room for one instance; see [`Component::slot`].
 pub struct Slot(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
@@ -110,7 +114,9 @@ impl Runtime {
         };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-        bindings::Handler::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+        bindings::v0_1::Handler::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)?;
+        bindings::v0_2::Handler::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
         let ticker = EpochTicker::start(engine.clone());
         let capacity = Capacity(match allocator {
@@ -148,7 +154,7 @@ impl Runtime {
             let pre = linker
                 .instantiate_pre(&component)
                 .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-            HandlerPre::new(pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))
+            contract::Pre::new(pre)
         })
         .await
         .map_err(|e| LoadError::Compile(format!("compiler task failed: {e}")))??;
@@ -156,8 +162,8 @@ impl Runtime {
         let _slot = self.capacity.slot().await;
         let mut store = self.store();
         let description = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_describe(&mut store).await
+            let instance = pre.instantiate(&mut store).await?;
+            instance.describe(&mut store).await
         };
         let description = tokio::time::timeout(self.limits.timeout + HOST_CALL_SLACK, description)
             .await
@@ -166,8 +172,8 @@ impl Runtime {
             })?
             .map_err(|e| LoadError::Describe(error_text(&e)))?;
         let subscription = Subscription::try_from(description)?;
-        tracing::debug!(handler = name, elapsed = ?started.elapsed(), "component compiled and described");
-        Ok(Component(Arc::new(Inner {
+        tracing::debug!(handler = name, contract = %pre.contract(), elapsed = ?started.elapsed(), "component compiled and described");
+        Ok(Component(Arc::new(component::Inner {
             name: name.to_string(),
             digest,
             loaded_at: SystemTime::now(),
@@ -175,7 +181,7 @@ impl Runtime {
             pre,
             limits: self.limits,
             capacity: self.capacity.clone(),
-            log_budget: LogBudget::default(),
+            log_budget: Default::default(),
         })))
     }
 
@@ -184,7 +190,7 @@ impl Runtime {
     }
 }
 
-fn new_store(engine: &Engine, limits: Limits) -> Store<HostState> {
+pub(crate) fn new_store(engine: &Engine, limits: Limits) -> Store<HostState> {
     let mut store = Store::new(engine, HostState::new(limits.memory_bytes));
     store.limiter(|s| &mut s.limits);
     let deadline = Instant::now() + limits.timeout;
@@ -226,257 +232,20 @@ fn engine_config(pool_for: Option<Limits>, cache: Option<wasmtime::Cache>) -> Co
     config
 }
 
-/// One version of one handler, ready to handle events. Cheap to clone.
-#[derive(Clone)]
-pub struct Component(Arc<Inner>);
-
-struct Inner {
-    name: String,
-    digest: String,
-    loaded_at: SystemTime,
-    subscription: Subscription,
-    pre: HandlerPre<HostState>,
-    limits: Limits,
-    capacity: Capacity,
-    log_budget: LogBudget,
-}
-
 impl Capacity {
-    fn try_slot(&self) -> Option<Slot> {
+    pub(crate) fn try_slot(&self) -> Option<Slot> {
         match &self.0 {
             None => Some(Slot(None)),
             Some(s) => s.clone().try_acquire_owned().ok().map(|p| Slot(Some(p))),
         }
     }
 
-    async fn slot(&self) -> Slot {
+    pub(crate) async fn slot(&self) -> Slot {
         match &self.0 {
             None => Slot(None),
             // The semaphore is never closed.
             Some(s) => Slot(s.clone().acquire_owned().await.ok()),
         }
-    }
-}
-
-impl fmt::Debug for Component {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Component")
-            .field("name", &self.0.name)
-            .field("digest", &self.0.digest)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What an invocation that succeeded leaves behind.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// Events to publish before the consumed event is committed.
-    pub outbox: Vec<Outgoing>,
-}
-
-impl Component {
-    /// A hash of the component's bytes, naming this version.
-    pub fn digest(&self) -> &str {
-        &self.0.digest
-    }
-
-    pub fn loaded_at(&self) -> SystemTime {
-        self.0.loaded_at
-    }
-
-    pub fn subscription(&self) -> &Subscription {
-        &self.0.subscription
-    }
-
-    /// Room for one instance, if the host's pool has some now.
-    pub fn try_slot(&self) -> Option<Slot> {
-        self.0.capacity.try_slot()
-    }
-
-    /// Room for one instance, once the host's pool has some.
-    pub async fn slot(&self) -> Slot {
-        self.0.capacity.slot().await
-    }
-
-    /// Handles one event in a fresh instance, in the room `slot` holds.
-    /// Whatever the handler printed is logged with its name and the event's
-    /// id.
-    pub async fn handle(
-        &self,
-        slot: Slot,
-        event: &WitEvent,
-        delivery: &Delivery,
-    ) -> Result<Outcome, Failure> {
-        let mut store = new_store(self.0.pre.engine(), self.0.limits);
-        let call = async {
-            let instance = self.0.pre.instantiate_async(&mut store).await?;
-            instance.call_handle(&mut store, event, delivery).await
-        };
-        let result = tokio::time::timeout(self.0.limits.timeout + HOST_CALL_SLACK, call).await;
-        let result = match result {
-            Ok(result) => result,
-            Err(_) => Err(wasmtime::Error::new(DeadlineExceeded)),
-        };
-        // The instance goes with the store; only then is its room free.
-        let state = store.into_data();
-        drop(slot);
-        self.log(&event.id, state.output.finish());
-        match result {
-            Ok(Ok(())) => Ok(Outcome {
-                outbox: state.outbox,
-            }),
-            Ok(Err(HandlerError::Retryable(reason))) => Err(Failure::Retryable(reason)),
-            Ok(Err(HandlerError::Fatal(reason))) => Err(Failure::Fatal(reason)),
-            Err(e) if e.downcast_ref::<DeadlineExceeded>().is_some() => {
-                Err(Failure::Timeout(self.0.limits.timeout))
-            }
-            Err(e) => Err(Failure::Trap(error_text(&e))),
-        }
-    }
-
-    /// Logs what one invocation logged and printed, at its levels, within
-    /// the handler's rate limit.
-    fn log(&self, event_id: &str, mut lines: Vec<(Level, String)>) {
-        // Lines the log filter would discard do not use up the budget.
-        lines.retain(|(level, _)| match level {
-            Level::Debug => tracing::enabled!(tracing::Level::DEBUG),
-            Level::Info => tracing::enabled!(tracing::Level::INFO),
-            Level::Warn => tracing::enabled!(tracing::Level::WARN),
-            Level::Error => tracing::enabled!(tracing::Level::ERROR),
-        });
-        if lines.is_empty() {
-            return;
-        }
-        let handler = &self.0.name;
-        let (allowed, dropped) = self.0.log_budget.take(lines.len());
-        for (level, line) in &lines[..allowed] {
-            match level {
-                Level::Debug => tracing::debug!(%handler, %event_id, "{line}"),
-                Level::Info => tracing::info!(%handler, %event_id, "{line}"),
-                Level::Warn => tracing::warn!(%handler, %event_id, "{line}"),
-                Level::Error => tracing::error!(%handler, %event_id, "{line}"),
-            }
-        }
-        if dropped > 0 {
-            tracing::warn!(
-                %handler,
-                dropped,
-                "handler output over {LOG_LINES_PER_SECOND} lines/s dropped"
-            );
-        }
-    }
-}
-
-/// One instance kept across events, with no isolation between them. The
-/// host never uses it: it exists to measure what a fresh instance per event
-/// costs (see `benches/dispatch.rs`).
-#[doc(hidden)]
-pub struct ReusedInstance {
-    store: Store<HostState>,
-    handler: bindings::Handler,
-}
-
-impl Component {
-    #[doc(hidden)]
-    pub async fn instantiate_for_reuse(&self) -> anyhow::Result<ReusedInstance> {
-        let limits = Limits {
-            timeout: Duration::from_secs(24 * 3600),
-            ..self.0.limits
-        };
-        let mut store = new_store(self.0.pre.engine(), limits);
-        let handler = self.0.pre.instantiate_async(&mut store).await?;
-        Ok(ReusedInstance { store, handler })
-    }
-}
-
-impl ReusedInstance {
-    #[doc(hidden)]
-    pub async fn handle(&mut self, event: &WitEvent, delivery: &Delivery) -> anyhow::Result<()> {
-        let result = self
-            .handler
-            .call_handle(&mut self.store, event, delivery)
-            .await?;
-        self.store.data_mut().outbox.clear();
-        result.map_err(|e| anyhow::anyhow!("{e:?}"))
-    }
-}
-
-/// Converts a decoded envelope into the WIT record handed to the guest.
-/// Takes the envelope apart rather than copying it: this runs for every
-/// event handled.
-pub fn wit_event(event: Event) -> WitEvent {
-    WitEvent {
-        id: event.id,
-        event_type: event.event_type,
-        timestamp: event.timestamp,
-        user_id: event.user_id,
-        data: Box::<str>::from(event.data).into(),
-    }
-}
-
-/// What a handler receives, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscription {
-    pub topics: Vec<Topic>,
-    /// Empty means every event type.
-    pub event_types: BTreeSet<String>,
-    /// The handler's own retry policy, if it declared one.
-    pub retry: Option<RetryPolicy>,
-}
-
-/// How often, and how far apart, a failed event is tried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// Delay before the first retry; doubled for each next one.
-    pub backoff: Duration,
-}
-
-impl Subscription {
-    /// Whether the handler asked for events of this type.
-    pub fn wants(&self, event_type: &str) -> bool {
-        self.event_types.is_empty() || self.event_types.contains(event_type)
-    }
-}
-
-impl TryFrom<bindings::Description> for Subscription {
-    type Error = LoadError;
-
-    fn try_from(d: bindings::Description) -> Result<Self, LoadError> {
-        if d.topics.is_empty() {
-            return Err(LoadError::Description("subscribes to no topic".into()));
-        }
-        let mut topics = d
-            .topics
-            .iter()
-            .map(|t| {
-                Topic::parse(t).map_err(|e| LoadError::Description(format!("topic {t:?} {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        topics.sort();
-        topics.dedup();
-        for t in &d.event_types {
-            crate::event::EventType::parse(t)
-                .map_err(|e| LoadError::Description(format!("event type {t:?} {e}")))?;
-        }
-        let retry = match d.retry {
-            Some(r) if r.max_attempts == 0 => {
-                return Err(LoadError::Description(
-                    "retry.max-attempts must be at least 1".into(),
-                ));
-            }
-            Some(r) => Some(RetryPolicy {
-                max_attempts: r.max_attempts.min(100),
-                backoff: Duration::from_millis(u64::from(r.backoff_ms)),
-            }),
-            None => None,
-        };
-        Ok(Self {
-            topics,
-            event_types: d.event_types.into_iter().collect(),
-            retry,
-        })
     }
 }
 
@@ -519,45 +288,8 @@ impl Failure {
     }
 }
 
-/// Lines of handler output logged per second per handler version; the
-/// rest are counted and dropped, so a chatty handler cannot flood the log.
-const LOG_LINES_PER_SECOND: u32 = 100;
-
-/// A token bucket of log lines: refills at [`LOG_LINES_PER_SECOND`], holds
-/// one second's worth.
-struct LogBudget(std::sync::Mutex<(f64, Instant, u64)>);
-
-impl Default for LogBudget {
-    fn default() -> Self {
-        Self(std::sync::Mutex::new((
-            f64::from(LOG_LINES_PER_SECOND),
-            Instant::now(),
-            0,
-        )))
-    }
-}
-
-impl LogBudget {
-    /// Takes up to `wanted` lines: returns how many may be logged, and how
-    /// many were dropped since the last report (these included).
-    fn take(&self, wanted: usize) -> (usize, u64) {
-        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let (tokens, refilled, dropped) = &mut *guard;
-        let rate = f64::from(LOG_LINES_PER_SECOND);
-        *tokens = (*tokens + refilled.elapsed().as_secs_f64() * rate).min(rate);
-        *refilled = Instant::now();
-        let allowed = (tokens.floor() as usize).min(wanted);
-        *tokens -= allowed as f64;
-        *dropped += (wanted - allowed) as u64;
-        if allowed > 0 && *dropped > 0 {
-            return (allowed, std::mem::take(dropped));
-        }
-        (allowed, 0)
-    }
-}
-
 #[derive(Debug)]
-struct DeadlineExceeded;
+pub(crate) struct DeadlineExceeded;
 
 impl fmt::Display for DeadlineExceeded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -568,7 +300,7 @@ impl fmt::Display for DeadlineExceeded {
 impl std::error::Error for DeadlineExceeded {}
 
 /// The error with its causes, on one line.
-fn error_text(e: &wasmtime::Error) -> String {
+pub(crate) fn error_text(e: &wasmtime::Error) -> String {
     e.chain()
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
@@ -626,23 +358,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_handler_gets_the_envelope_as_decoded() {
-        let payload = br#"{"id":"e-1","type":"USER_REGISTERED","timestamp":"2026-11-27T00:00:00.000Z","userId":"u-1","data":{ "name" : "Ada",  "n": [1, 2] }}"#;
-        let event = wit_event(Event::decode(payload).unwrap());
-        assert_eq!(
-            (
-                event.id.as_str(),
-                event.event_type.as_str(),
-                event.timestamp.as_str()
-            ),
-            ("e-1", "USER_REGISTERED", "2026-11-27T00:00:00.000Z")
-        );
-        assert_eq!(event.user_id.as_deref(), Some("u-1"));
-        // The data reaches the handler as it was sent, spacing included.
-        assert_eq!(event.data, r#"{ "name" : "Ada",  "n": [1, 2] }"#);
-    }
-
-    #[test]
     fn headers_tell_components_from_modules() {
         assert!(matches!(
             check_header(b"hello world"),
@@ -657,56 +372,9 @@ mod tests {
     }
 
     #[test]
-    fn handler_output_is_rate_limited() {
-        let budget = LogBudget::default();
-        let burst = LOG_LINES_PER_SECOND as usize;
-        assert_eq!(budget.take(burst - 10), (burst - 10, 0));
-        // 10 left: 10 logged, 40 dropped and reported with them.
-        assert_eq!(budget.take(50), (10, 40));
-        std::thread::sleep(Duration::from_millis(100));
-        let (allowed, dropped) = budget.take(5);
-        assert!(allowed == 5 && dropped == 0, "{allowed} {dropped}");
-    }
-
-    #[test]
     fn digests_differ_by_content() {
         assert_eq!(digest(b"a"), digest(b"a"));
         assert_ne!(digest(b"a"), digest(b"b"));
         assert_eq!(digest(b"").len(), 64);
-    }
-
-    #[test]
-    fn a_subscription_needs_a_topic_and_valid_names() {
-        let d = |topics: &[&str], types: &[&str]| bindings::Description {
-            topics: topics.iter().map(|s| s.to_string()).collect(),
-            event_types: types.iter().map(|s| s.to_string()).collect(),
-            retry: None,
-        };
-        assert!(Subscription::try_from(d(&[], &[])).is_err());
-        assert!(Subscription::try_from(d(&["bad topic"], &[])).is_err());
-        assert!(Subscription::try_from(d(&["t"], &["bad type"])).is_err());
-        let s = Subscription::try_from(d(&["b", "a", "b"], &[])).unwrap();
-        assert_eq!(s.topics.len(), 2);
-        assert!(s.wants("ANYTHING"));
-        let s = Subscription::try_from(d(&["a"], &["X"])).unwrap();
-        assert!(s.wants("X") && !s.wants("Y"));
-        let mut with_retry = d(&["a"], &[]);
-        with_retry.retry = Some(bindings::event_host::handler::types::RetryPolicy {
-            max_attempts: 0,
-            backoff_ms: 5,
-        });
-        assert!(Subscription::try_from(with_retry.clone()).is_err());
-        with_retry.retry = Some(bindings::event_host::handler::types::RetryPolicy {
-            max_attempts: 5,
-            backoff_ms: 5,
-        });
-        let s = Subscription::try_from(with_retry).unwrap();
-        assert_eq!(
-            s.retry,
-            Some(RetryPolicy {
-                max_attempts: 5,
-                backoff: Duration::from_millis(5)
-            })
-        );
     }
 }

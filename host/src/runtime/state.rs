@@ -1,37 +1,50 @@
 //! What one handler invocation owns: its WASI context (nothing preopened, no
 //! environment, no network), its memory limit, what it logged and printed,
-//! and the events it asked to publish. A `HostState` lives exactly as long as the
-//! `Store` of one event.
+//! and what it asked to publish. A `HostState` lives exactly as long as the
+//! `Store` of one invocation. It serves the imports of every contract
+//! version: each version's calls land on the same few methods.
 
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use serde_json::value::RawValue;
-use tokio::io::AsyncWrite;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::OutgoingEvent;
-pub use super::bindings::event_host::handler::host::Level;
-use super::bindings::event_host::handler::{host, publisher};
+use super::bindings::{v0_1, v0_2};
+use super::contract::Header;
+use super::output::{CapturedOutput, Level};
 use crate::event::{Event, EventType, Topic};
 
-/// Most events one invocation may publish.
+/// Most events and messages one invocation may publish.
 const MAX_OUTBOX: usize = 1_000;
-/// Most bytes of stdout plus stderr kept per invocation; the rest is dropped.
-const MAX_OUTPUT: usize = 16 * 1024;
 
-/// An event a handler published, held until its invocation succeeds.
+/// What a handler published, held until its invocation succeeds.
 #[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub topic: Topic,
-    pub event: Event,
+pub enum Outgoing {
+    /// An event in the host's envelope. Without an explicit key it is keyed
+    /// by its user, else by its id; the host's headers come first.
+    Event {
+        topic: Topic,
+        event: Event,
+        key: Option<Vec<u8>>,
+        headers: Vec<Header>,
+    },
+    /// A message published as it is.
+    Message {
+        topic: Topic,
+        key: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+        headers: Vec<Header>,
+    },
+}
+
+impl Outgoing {
+    pub fn topic(&self) -> &Topic {
+        match self {
+            Outgoing::Event { topic, .. } | Outgoing::Message { topic, .. } => topic,
+        }
+    }
 }
 
 pub struct HostState {
@@ -57,6 +70,50 @@ impl HostState {
             output: CapturedOutput::default(),
         }
     }
+
+    fn queue_event(
+        &mut self,
+        topic: &str,
+        event_type: &str,
+        user_id: Option<String>,
+        data: String,
+        key: Option<Vec<u8>>,
+        headers: Vec<Header>,
+    ) -> Result<String, String> {
+        self.room()?;
+        let topic = parse_topic(topic)?;
+        let event_type =
+            EventType::parse(event_type).map_err(|e| format!("event type {event_type:?} {e}"))?;
+        let data = RawValue::from_string(data).map_err(|e| format!("data is not JSON: {e}"))?;
+        let event = Event::new(event_type, user_id, data);
+        let id = event.id.clone();
+        self.outbox.push(Outgoing::Event {
+            topic,
+            event,
+            key,
+            headers,
+        });
+        Ok(id)
+    }
+
+    fn room(&self) -> Result<(), String> {
+        if self.outbox.len() >= MAX_OUTBOX {
+            return Err(format!(
+                "at most {MAX_OUTBOX} events and messages per invocation"
+            ));
+        }
+        Ok(())
+    }
+
+    fn now_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+fn parse_topic(topic: &str) -> Result<Topic, String> {
+    Topic::parse(topic).map_err(|e| format!("topic {topic:?} {e}"))
 }
 
 impl WasiView for HostState {
@@ -75,33 +132,40 @@ impl WasiView for HostState {
     }
 }
 
-impl publisher::Host for HostState {
-    fn publish(&mut self, out: OutgoingEvent) -> Result<String, String> {
-        if self.outbox.len() >= MAX_OUTBOX {
-            return Err(format!("at most {MAX_OUTBOX} events per invocation"));
-        }
-        let topic = Topic::parse(&out.topic).map_err(|e| format!("topic {:?} {e}", out.topic))?;
-        let event_type = EventType::parse(&out.event_type)
-            .map_err(|e| format!("event type {:?} {e}", out.event_type))?;
-        let data = RawValue::from_string(out.data).map_err(|e| format!("data is not JSON: {e}"))?;
-        let event = Event::new(event_type, out.user_id, data);
-        let id = event.id.clone();
-        self.outbox.push(Outgoing { topic, event });
-        Ok(id)
+// Contract 0.1.0.
+
+impl v0_1::event_host::handler::publisher::Host for HostState {
+    fn publish(
+        &mut self,
+        out: v0_1::event_host::handler::types::OutgoingEvent,
+    ) -> Result<String, String> {
+        self.queue_event(
+            &out.topic,
+            &out.event_type,
+            out.user_id,
+            out.data,
+            None,
+            Vec::new(),
+        )
     }
 }
 
-impl super::bindings::event_host::handler::types::Host for HostState {}
+impl v0_1::event_host::handler::types::Host for HostState {}
 
-impl host::Host for HostState {
-    fn log(&mut self, level: Level, message: String) {
+impl v0_1::event_host::handler::host::Host for HostState {
+    fn log(&mut self, level: v0_1::event_host::handler::host::Level, message: String) {
+        use v0_1::event_host::handler::host::Level as L;
+        let level = match level {
+            L::Debug => Level::Debug,
+            L::Info => Level::Info,
+            L::Warn => Level::Warn,
+            L::Error => Level::Error,
+        };
         self.output.log(level, &message);
     }
 
     fn now_ms(&mut self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        Self::now_ms()
     }
 
     fn new_id(&mut self) -> String {
@@ -109,231 +173,58 @@ impl host::Host for HostState {
     }
 }
 
-/// What a handler logged (through the `host` interface) and printed (to
-/// WASI stdout and stderr), in order, kept in memory for the host to log
-/// with the handler's name and the event's id. Printed text counts as
-/// `info` (stdout) or `warn` (stderr), a line at a time. Past [`MAX_OUTPUT`]
-/// bytes, writes still succeed but are dropped, so a chatty handler neither
-/// fails nor floods.
-#[derive(Clone)]
-pub struct CapturedOutput {
-    journal: Arc<Mutex<Journal>>,
-    /// The stream written through this handle.
-    stream: Stream,
-}
+// Contract 0.2.0.
 
-#[derive(Clone, Copy)]
-enum Stream {
-    Stdout,
-    Stderr,
-}
+impl v0_2::event_host::handler::publisher::Host for HostState {
+    fn publish(
+        &mut self,
+        out: v0_2::event_host::handler::types::OutgoingEvent,
+    ) -> Result<String, String> {
+        self.queue_event(
+            &out.topic,
+            &out.event_type,
+            out.user_id,
+            out.data,
+            out.key,
+            out.headers.into_iter().map(Header::from).collect(),
+        )
+    }
 
-impl Stream {
-    fn level(self) -> Level {
-        match self {
-            Stream::Stdout => Level::Info,
-            Stream::Stderr => Level::Warn,
-        }
+    fn publish_message(
+        &mut self,
+        out: v0_2::event_host::handler::types::OutgoingMessage,
+    ) -> Result<(), String> {
+        self.room()?;
+        let topic = parse_topic(&out.topic)?;
+        self.outbox.push(Outgoing::Message {
+            topic,
+            key: out.key,
+            value: out.value,
+            headers: out.headers.into_iter().map(Header::from).collect(),
+        });
+        Ok(())
     }
 }
 
-#[derive(Default)]
-struct Journal {
-    lines: Vec<(Level, String)>,
-    /// Printed text after the last newline, per stream.
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    /// Bytes kept so far, lines and partial text together.
-    kept: usize,
-}
+impl v0_2::event_host::handler::types::Host for HostState {}
 
-impl Default for CapturedOutput {
-    fn default() -> Self {
-        Self {
-            journal: Arc::default(),
-            stream: Stream::Stdout,
-        }
-    }
-}
-
-impl CapturedOutput {
-    /// A handle on the same journal for the other stream: stderr is `warn`.
-    pub fn stderr(&self) -> Self {
-        Self {
-            journal: self.journal.clone(),
-            stream: Stream::Stderr,
-        }
-    }
-
-    /// Keeps a logged message, one line per line of it.
-    pub fn log(&self, level: Level, message: &str) {
-        let mut journal = self.lock();
-        let message = journal.take_room(message);
-        for line in message.lines().filter(|l| !l.trim().is_empty()) {
-            journal.lines.push((level, line.to_string()));
-        }
-    }
-
-    /// Everything kept, in order; text printed without a final newline
-    /// ends each stream's last line.
-    pub fn finish(&self) -> Vec<(Level, String)> {
-        let mut journal = self.lock();
-        for stream in [Stream::Stdout, Stream::Stderr] {
-            let rest = std::mem::take(journal.partial(stream));
-            journal.push_printed(stream, &rest);
-        }
-        std::mem::take(&mut journal.lines)
-    }
-
-    fn keep(&self, bytes: &[u8]) {
-        let mut journal = self.lock();
-        let room = MAX_OUTPUT.saturating_sub(journal.kept);
-        let bytes = &bytes[..bytes.len().min(room)];
-        journal.kept += bytes.len();
-        let partial = journal.partial(self.stream);
-        partial.extend_from_slice(bytes);
-        if let Some(end) = partial.iter().rposition(|&b| b == b'\n') {
-            let complete: Vec<u8> = partial.drain(..=end).collect();
-            journal.push_printed(self.stream, &complete);
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Journal> {
-        self.journal.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Journal {
-    fn partial(&mut self, stream: Stream) -> &mut Vec<u8> {
-        match stream {
-            Stream::Stdout => &mut self.stdout,
-            Stream::Stderr => &mut self.stderr,
-        }
-    }
-
-    fn push_printed(&mut self, stream: Stream, text: &[u8]) {
-        let text = String::from_utf8_lossy(text);
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            self.lines.push((stream.level(), line.to_string()));
-        }
-    }
-
-    /// The part of `message` that fits under [`MAX_OUTPUT`], counted as kept.
-    fn take_room<'a>(&mut self, message: &'a str) -> &'a str {
-        let room = MAX_OUTPUT.saturating_sub(self.kept);
-        let mut end = message.len().min(room);
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        // A message cut short fills the journal: nothing after it is kept.
-        self.kept = if end < message.len() {
-            MAX_OUTPUT
-        } else {
-            self.kept + end
+impl v0_2::event_host::handler::host::Host for HostState {
+    fn log(&mut self, level: v0_2::event_host::handler::host::Level, message: String) {
+        use v0_2::event_host::handler::host::Level as L;
+        let level = match level {
+            L::Debug => Level::Debug,
+            L::Info => Level::Info,
+            L::Warn => Level::Warn,
+            L::Error => Level::Error,
         };
-        &message[..end]
-    }
-}
-
-impl IsTerminal for CapturedOutput {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for CapturedOutput {
-    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
+        self.output.log(level, &message);
     }
 
-    /// Written to directly: the default adapter from `AsyncWrite` starts a
-    /// task per stream, which cost more than the handler call itself.
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(self.clone())
-    }
-}
-
-impl OutputStream for CapturedOutput {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.keep(&bytes);
-        Ok(())
+    fn now_ms(&mut self) -> u64 {
+        Self::now_ms()
     }
 
-    fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
-    }
-
-    fn check_write(&mut self) -> StreamResult<usize> {
-        // Always ready; what does not fit is dropped.
-        Ok(MAX_OUTPUT)
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl Pollable for CapturedOutput {
-    async fn ready(&mut self) {}
-}
-
-impl AsyncWrite for CapturedOutput {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.keep(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_lines_and_printed_text_keep_their_order_and_levels() {
-        let out = CapturedOutput::default();
-        let err = out.stderr();
-        out.keep(b"half ");
-        out.log(Level::Debug, "first\n\nsecond");
-        err.keep(b"oops\nstill");
-        out.keep(b"a line\nnext\n");
-        out.log(Level::Error, "last");
-        let lines = out.finish();
-        let expected = [
-            (Level::Debug, "first"),
-            (Level::Debug, "second"),
-            (Level::Warn, "oops"),
-            (Level::Info, "half a line"),
-            (Level::Info, "next"),
-            (Level::Error, "last"),
-            // Text without a final newline ends its stream's last line.
-            (Level::Warn, "still"),
-        ];
-        let got: Vec<_> = lines.iter().map(|(l, s)| (*l, s.as_str())).collect();
-        assert_eq!(got, expected);
-        assert!(out.finish().is_empty(), "finish takes the lines");
-    }
-
-    #[test]
-    fn output_is_capped_in_bytes_across_logs_and_printing() {
-        let out = CapturedOutput::default();
-        out.keep(&[b'x'; MAX_OUTPUT - 10]);
-        out.keep(b"\n");
-        // 9 bytes of room: the message is cut at a character boundary.
-        out.log(Level::Info, "ééééé and more");
-        out.log(Level::Info, "dropped");
-        out.keep(b"dropped too\n");
-        let lines = out.finish();
-        assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0].1.len(), MAX_OUTPUT - 10);
-        assert_eq!(lines[1], (Level::Info, "éééé".to_string()));
+    fn new_id(&mut self) -> String {
+        uuid::Uuid::new_v4().to_string()
     }
 }

@@ -60,7 +60,7 @@ async fn handlers_are_listed_with_their_subscriptions() {
     assert_eq!(user["status"], "running");
     assert_eq!(
         user["subscriptions"],
-        json!([{"topic": "user-events", "eventTypes": ["USER_PROFILE_UPDATED", "USER_REGISTERED"]}])
+        json!([{"topic": "user-events", "format": "envelope", "eventTypes": ["USER_PROFILE_UPDATED", "USER_REGISTERED"]}])
     );
     let mut stats = user["stats"].as_object().unwrap().clone();
     let lag = stats.remove("lag").unwrap();

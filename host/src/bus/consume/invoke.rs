@@ -23,7 +23,7 @@ use super::lane::Done;
 use super::outbox::{self, Published};
 use super::{Shared, attempt};
 use crate::event::Event;
-use crate::runtime::{self, Component, Delivery, Slot};
+use crate::runtime::{Component, Delivery, Format, Header, Input, Slot};
 
 /// The rest of an event's work once the handler returned: waiting for the
 /// broker to take what it published, or its dead letter.
@@ -38,35 +38,28 @@ pub async fn handle(
     component: &Component,
 ) -> Option<Finish> {
     let w = shared.as_ref();
-    let event = match Event::decode(message.payload().unwrap_or_default()) {
-        Ok(e) => e,
-        Err(e) => {
-            let error = e.to_string();
-            w.stats.failed(error.clone());
-            let reason = Reason { error, attempts: 0 };
-            return Some(Box::pin(dead_letter::send(
-                shared.clone(),
-                halt.clone(),
-                message,
-                reason,
-            )));
-        }
-    };
-    if !component.subscription().wants(&event.event_type) || redriven_for_another(&message, &w.name)
-    {
+    if redriven_for_another(&message, &w.name) {
         w.stats.skipped();
         return Some(Box::pin(std::future::ready(Done::Finished)));
     }
-    let wit_event = runtime::wit_event(event);
+    let input = match component.subscription().format(message.topic()) {
+        Format::Raw => Input::Raw(message.payload().map(<[u8]>::to_vec)),
+        Format::Envelope => match Event::decode(message.payload().unwrap_or_default()) {
+            Ok(event) if component.subscription().wants(&event.event_type) => Input::Event(event),
+            Ok(_) => {
+                w.stats.skipped();
+                return Some(Box::pin(std::future::ready(Done::Finished)));
+            }
+            Err(e) => return Some(dead_letter_now(shared, halt, message, e.to_string())),
+        },
+    };
+    let mut prepared = match component.prepare(input, delivery(&message, component)) {
+        Ok(prepared) => prepared,
+        Err(e) => return Some(dead_letter_now(shared, halt, message, e.to_string())),
+    };
     let policy = component.subscription().retry.unwrap_or(w.settings.retry);
     let retrying_since = Instant::now();
-    let mut delivery = Delivery {
-        topic: message.topic().to_string(),
-        partition: message.partition(),
-        offset: message.offset(),
-        key: message.key().map(<[u8]>::to_vec),
-        attempt: 1,
-    };
+    let mut attempt = 1;
     loop {
         let result = {
             let _call = tokio::select! {
@@ -75,7 +68,7 @@ pub async fn handle(
             };
             let slot = instance_slot(w, halt, component).await?;
             let _running = w.stats.call();
-            component.handle(slot, &wit_event, &delivery).await
+            component.handle(slot, &prepared).await
         };
         let failure = match result {
             Ok(outcome) => {
@@ -85,14 +78,13 @@ pub async fn handle(
                     halt.clone(),
                     message,
                     published,
-                    delivery.attempt,
+                    attempt,
                 )));
             }
             Err(f) => f,
         };
-        let attempt = delivery.attempt;
         tracing::warn!(
-            handler = %w.name, event_id = %wit_event.id, attempt, error = %failure,
+            handler = %w.name, event_id = %prepared.label(), attempt, error = %failure,
             "handler failed"
         );
         w.stats.failed(failure.to_string());
@@ -125,8 +117,52 @@ pub async fn handle(
         if !attempt::wait(halt, delay).await {
             return None;
         }
-        delivery.attempt += 1;
+        attempt += 1;
+        prepared.set_attempt(attempt);
     }
+}
+
+/// Sets aside a message the handler cannot be given (not an envelope on an
+/// envelope subscription), without calling it.
+fn dead_letter_now(
+    shared: &Arc<Shared>,
+    halt: &CancellationToken,
+    message: OwnedMessage,
+    error: String,
+) -> Finish {
+    shared.stats.failed(error.clone());
+    let reason = Reason { error, attempts: 0 };
+    Box::pin(dead_letter::send(
+        shared.clone(),
+        halt.clone(),
+        message,
+        reason,
+    ))
+}
+
+/// Where the message came from; its headers and timestamp only for a
+/// handler whose contract shows them.
+fn delivery(message: &OwnedMessage, component: &Component) -> Delivery {
+    let mut delivery = Delivery {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        ..Delivery::default()
+    };
+    if component.contract().sees_headers() {
+        delivery.timestamp_ms = message.timestamp().to_millis();
+        if let Some(headers) = message.headers() {
+            delivery.headers = headers
+                .iter()
+                .map(|h| Header {
+                    name: h.key.to_string(),
+                    value: h.value.map(<[u8]>::to_vec),
+                })
+                .collect();
+        }
+    }
+    delivery
 }
 
 /// An instance slot of the host's pool, waiting (and saying so in the

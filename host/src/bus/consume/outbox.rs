@@ -43,7 +43,7 @@ pub async fn publish(
     let pending: Vec<(Outgoing, Result<Pending, PublishError>)> = outbox
         .into_iter()
         .map(|o| {
-            let pending = shared.publisher.enqueue(&o.topic, &o.event);
+            let pending = shared.publisher.enqueue_outgoing(&o);
             (o, pending)
         })
         .collect();
@@ -75,7 +75,7 @@ async fn topics_ready(shared: &Shared, halt: &CancellationToken, outbox: &[Outgo
     if outbox.is_empty() {
         return true;
     }
-    let topics: Vec<Topic> = outbox.iter().map(|o| o.topic.clone()).collect();
+    let topics: Vec<Topic> = outbox.iter().map(|o| o.topic().clone()).collect();
     attempt::until_ok(
         halt,
         shared.settings.retry.backoff,
@@ -103,9 +103,7 @@ async fn republish(
         if !topics_ready(shared, halt, &outbox).await {
             return Published::Abandoned;
         }
-        let sends = outbox
-            .iter()
-            .map(|o| shared.publisher.publish(&o.topic, &o.event));
+        let sends = outbox.iter().map(|o| shared.publisher.publish_outgoing(o));
         let results = futures_util::future::join_all(sends).await;
         let mut left = Vec::new();
         for (o, result) in outbox.into_iter().zip(results) {

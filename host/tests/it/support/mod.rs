@@ -76,6 +76,8 @@ pub fn test_component(crate_name: &str) -> PathBuf {
                 "first-world",
                 "-p",
                 "noop-handler",
+                "-p",
+                "next-world",
             ])
             .arg("--target-dir")
             .arg(&target_dir)
@@ -308,6 +310,8 @@ pub struct Received {
     pub headers: Vec<(String, String)>,
     pub value: Value,
     pub raw: Vec<u8>,
+    /// The message had no value at all (not even an empty one).
+    pub tombstone: bool,
 }
 
 impl Received {
@@ -376,6 +380,7 @@ pub async fn read_until(
                 .unwrap_or_default(),
             value: serde_json::from_slice(&raw).unwrap_or(Value::Null),
             raw,
+            tombstone: m.payload().is_none(),
         });
     }
     seen
