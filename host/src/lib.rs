@@ -17,6 +17,7 @@ pub mod registry;
 pub mod runtime;
 pub mod stats;
 pub mod supervisor;
+pub mod testing;
 mod watcher;
 
 pub use app::run;

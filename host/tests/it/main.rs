@@ -14,6 +14,7 @@ mod contract;
 mod demo_embedded;
 mod e2e_tansu;
 mod faults;
+mod harness;
 mod hot_reload;
 mod resilience;
 mod scale_out;
