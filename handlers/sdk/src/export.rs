@@ -10,7 +10,7 @@ use crate::{
 
 /// A handler component's two exports. `#[handler]` implements it on the
 /// `Handler` struct it generates; implement it by hand for what the macro
-/// cannot say (a description computed at load time), then [`export!`] it.
+/// cannot say (a description computed at load time), then [`export!`](crate::export!) it.
 pub trait MessageHandler {
     /// What to subscribe to, how to retry, whether it keeps state.
     fn describe() -> Description;
@@ -51,6 +51,10 @@ macro_rules! export {
 
         #[cfg(target_arch = "wasm32")]
         $crate::wit::__export_generated!(__HandlerSdkExport);
+
+        // Natively nothing is exported, but `$ty` is still the handler.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn() -> $crate::Description = <$ty as $crate::MessageHandler>::describe;
     };
 }
 
