@@ -3,24 +3,17 @@
 use handler_sdk::{Context, Events, HandlerError, handler};
 use serde::Deserialize;
 
-#[derive(Events)]
-enum Input {
-    NotificationSent(Notification),
-}
-
-#[derive(Deserialize)]
-struct Notification {
+/// The data of a `NOTIFICATION_SENT` event, as far as analytics reads it.
+#[derive(Deserialize, Events)]
+struct NotificationSent {
     #[serde(rename = "type")]
     kind: String,
 }
 
 #[handler(topics = ["notification-events"])]
-fn count(Input::NotificationSent(n): Input, ctx: &Context) -> Result<(), HandlerError> {
+fn count(NotificationSent { kind }: NotificationSent, ctx: &Context) -> Result<(), HandlerError> {
     let user = ctx.user_id().unwrap_or("anonymous");
-    handler_sdk::info!(
-        "Analytics: Notification sent - Type: {}, User: {user}",
-        n.kind
-    );
+    handler_sdk::info!("Analytics: Notification sent - Type: {kind}, User: {user}");
     Ok(())
 }
 

@@ -30,7 +30,9 @@ pub fn handler(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Implements `handler_sdk::FromMessage` for an enum of event types: a
 /// variant `UserRegistered(User)` handles `USER_REGISTERED` events with
 /// their data parsed into `User`; a unit variant ignores the data;
-/// `#[event("OTHER_NAME")]` names the type.
+/// `#[event("OTHER_NAME")]` names the type. On a `Deserialize` struct, the
+/// one event type named after the struct (`NotificationSent` →
+/// `NOTIFICATION_SENT`), its data parsed into the struct.
 #[proc_macro_derive(Events, attributes(event))]
 pub fn derive_events(item: TokenStream) -> TokenStream {
     events::expand(item.into())
