@@ -29,7 +29,13 @@ fn main() {
         .to_path_buf();
     let handlers_dir = workspace.join("handlers");
 
-    for path in ["wit", "Cargo.toml", "Cargo.lock", "handlers/sdk"] {
+    // The SDK, its macros and the demos' shared code: every handler builds on them.
+    let shared = [
+        "handlers/sdk",
+        "handlers/sdk-macros",
+        "handlers/demo-common",
+    ];
+    for path in ["wit", "Cargo.toml", "Cargo.lock"].iter().chain(&shared) {
         println!("cargo:rerun-if-changed={}", workspace.join(path).display());
     }
     let crates = handler_crates::handler_crates(&handlers_dir).unwrap_or_else(|e| panic!("{e}"));

@@ -1,52 +1,75 @@
 //! Counts notifications as they are sent: one analytics line per notification.
 
-use handler_sdk::{Delivery, Description, Event, Guest, HandlerError, notifications};
+use handler_sdk::{Context, Events, HandlerError, handler};
 use serde::Deserialize;
 
-struct NotificationAnalytics;
-
-#[derive(Deserialize)]
-struct Notification {
+/// The data of a `NOTIFICATION_SENT` event, as far as analytics reads it.
+#[derive(Deserialize, Events)]
+struct NotificationSent {
     #[serde(rename = "type")]
     kind: String,
 }
 
-impl Guest for NotificationAnalytics {
-    fn describe() -> Description {
-        Description::new(&[notifications::TOPIC], &[notifications::NOTIFICATION_SENT])
-    }
-
-    fn handle(event: Event, _delivery: Delivery) -> Result<(), HandlerError> {
-        handler_sdk::info!("{}", analytics_line(&event)?);
-        Ok(())
-    }
+#[handler(topics = ["notification-events"])]
+fn count(NotificationSent { kind }: NotificationSent, ctx: &Context) -> Result<(), HandlerError> {
+    let user = ctx.user_id().unwrap_or("anonymous");
+    handler_sdk::info!("Analytics: Notification sent - Type: {kind}, User: {user}");
+    Ok(())
 }
-
-fn analytics_line(event: &Event) -> Result<String, HandlerError> {
-    let notification: Notification = event.data()?;
-    let user = event.user_id.as_deref().unwrap_or("anonymous");
-    Ok(format!(
-        "Analytics: Notification sent - Type: {}, User: {user}",
-        notification.kind
-    ))
-}
-
-handler_sdk::export!(NotificationAnalytics);
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::Handler;
+    use demo_common::notifications::{NOTIFICATION_SENT, TOPIC};
+    use handler_sdk::testing::{self, Level};
+    use serde_json::json;
+
+    #[test]
+    fn it_subscribes_to_sent_notifications_only() {
+        let description = <Handler as handler_sdk::MessageHandler>::describe();
+        assert_eq!(description.subscriptions[0].topic, TOPIC);
+        assert_eq!(description.event_types, [NOTIFICATION_SENT]);
+    }
 
     #[test]
     fn the_analytics_line_names_type_and_user() {
-        let e = Event::sample(
-            "NOTIFICATION_SENT",
-            Some("u1"),
-            r#"{"id":"n1","userId":"u1","message":"hi","type":"welcome"}"#,
-        );
+        let outcome = testing::event(NOTIFICATION_SENT)
+            .user_id("u1")
+            .data(json!({"id": "n1", "userId": "u1", "message": "hi", "type": "welcome"}))
+            .handle::<Handler>();
+        assert_eq!(outcome.result, Ok(()));
         assert_eq!(
-            analytics_line(&e).unwrap(),
-            "Analytics: Notification sent - Type: welcome, User: u1"
+            outcome.lines(Level::Info),
+            ["Analytics: Notification sent - Type: welcome, User: u1"]
         );
+        assert!(outcome.events.is_empty());
+    }
+
+    #[test]
+    fn a_notification_without_a_user_is_anonymous() {
+        let outcome = testing::event(NOTIFICATION_SENT)
+            .data(json!({"type": "info"}))
+            .handle::<Handler>();
+        assert_eq!(
+            outcome.lines(Level::Info),
+            ["Analytics: Notification sent - Type: info, User: anonymous"]
+        );
+    }
+
+    #[test]
+    fn a_notification_without_a_type_is_fatal() {
+        let outcome = testing::event(NOTIFICATION_SENT)
+            .data(json!({"id": "n1"}))
+            .handle::<Handler>();
+        let error = outcome.fatal();
+        assert!(error.contains("NOTIFICATION_SENT event"), "{error}");
+        assert!(error.contains(testing::EVENT_ID), "{error}");
+        assert!(error.contains("missing field `type`"), "{error}");
+    }
+
+    #[test]
+    fn other_event_types_are_skipped() {
+        let outcome = testing::event("ORDER_CREATED").handle::<Handler>();
+        assert!(outcome.skipped);
     }
 }

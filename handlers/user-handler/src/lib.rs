@@ -1,88 +1,118 @@
 //! Greets new users and confirms profile changes, by notification.
 
-use handler_sdk::{Delivery, Description, Event, Guest, HandlerError, notifications};
+use demo_common::notifications;
+use handler_sdk::{Context, Events, HandlerError, handler};
 use serde::Deserialize;
 
-struct UserHandler;
+#[derive(Events)]
+enum UserEvent {
+    UserRegistered(User),
+    UserProfileUpdated,
+}
 
 #[derive(Deserialize)]
 struct User {
     name: String,
 }
 
-impl Guest for UserHandler {
-    fn describe() -> Description {
-        Description::new(
-            &["user-events"],
-            &["USER_REGISTERED", "USER_PROFILE_UPDATED"],
-        )
-    }
-
-    fn handle(event: Event, _delivery: Delivery) -> Result<(), HandlerError> {
-        let (message, kind) = notification_for(&event)?;
-        notifications::send(event.user_id.as_deref(), &message, kind)
-    }
-}
-
-/// The notification message and type for a user event.
-fn notification_for(event: &Event) -> Result<(String, &'static str), HandlerError> {
-    match event.event_type.as_str() {
-        "USER_REGISTERED" => {
-            let user: User = event.data()?;
-            let message = format!(
+#[handler(topics = ["user-events"])]
+fn notify(event: UserEvent, ctx: &Context) -> Result<(), HandlerError> {
+    let (message, kind) = match event {
+        UserEvent::UserRegistered(user) => (
+            format!(
                 "Welcome {}! Your account has been created successfully.",
                 user.name
-            );
-            Ok((message, "welcome"))
-        }
-        "USER_PROFILE_UPDATED" => Ok((
+            ),
+            "welcome",
+        ),
+        UserEvent::UserProfileUpdated => (
             "Your profile has been updated successfully.".to_string(),
             "info",
-        )),
-        other => Err(HandlerError::Fatal(format!(
-            "unexpected event type {other}"
-        ))),
-    }
+        ),
+    };
+    notifications::send(ctx.user_id(), &message, kind)
 }
-
-handler_sdk::export!(UserHandler);
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::Handler;
+    use demo_common::notifications::{NOTIFICATION_SENT, TOPIC};
+    use handler_sdk::MessageHandler;
+    use handler_sdk::testing::{self, Level, Outcome};
+    use serde_json::json;
 
-    fn event(event_type: &str, data: &str) -> Event {
-        Event::sample(event_type, Some("u1"), data)
+    /// The one notification `outcome` published, checked for its envelope.
+    fn notification(outcome: &Outcome) -> &serde_json::Value {
+        assert_eq!(outcome.result, Ok(()));
+        let [event] = &outcome.events[..] else {
+            panic!("one notification, not {:?}", outcome.events);
+        };
+        assert_eq!(event.topic, TOPIC);
+        assert_eq!(event.event_type, NOTIFICATION_SENT);
+        assert_eq!(event.user_id.as_deref(), Some("u1"));
+        assert_eq!(event.data["userId"], "u1");
+        &event.data
+    }
+
+    #[test]
+    fn it_subscribes_to_registrations_and_profile_updates() {
+        let description = Handler::describe();
+        assert_eq!(description.subscriptions[0].topic, "user-events");
+        assert_eq!(
+            description.event_types,
+            ["USER_REGISTERED", "USER_PROFILE_UPDATED"]
+        );
+        assert!(!description.stateless);
+        assert!(description.retry.is_none());
     }
 
     #[test]
     fn a_registered_user_is_welcomed_by_name() {
-        let e = event(
-            "USER_REGISTERED",
-            r#"{"id":"u1","name":"Ada","email":"ada@example.com"}"#,
-        );
-        let (message, kind) = notification_for(&e).unwrap();
+        let outcome = testing::event("USER_REGISTERED")
+            .user_id("u1")
+            .data(json!({"id": "u1", "name": "Ada", "email": "ada@example.com"}))
+            .handle::<Handler>();
+        let data = notification(&outcome);
+        let message = "Welcome Ada! Your account has been created successfully.";
+        assert_eq!(data["message"], message);
+        assert_eq!(data["type"], "welcome");
         assert_eq!(
-            message,
-            "Welcome Ada! Your account has been created successfully."
+            outcome.lines(Level::Info),
+            [format!(
+                "sending welcome notification to user u1: {message}"
+            )]
         );
-        assert_eq!(kind, "welcome");
     }
 
     #[test]
     fn a_profile_update_is_confirmed() {
-        let e = event(
-            "USER_PROFILE_UPDATED",
-            r#"{"userId":"u1","updates":{"age":31}}"#,
+        let outcome = testing::event("USER_PROFILE_UPDATED")
+            .user_id("u1")
+            .data(json!({"userId": "u1", "updates": {"age": 31}}))
+            .handle::<Handler>();
+        let data = notification(&outcome);
+        assert_eq!(
+            data["message"],
+            "Your profile has been updated successfully."
         );
-        let (message, kind) = notification_for(&e).unwrap();
-        assert_eq!(message, "Your profile has been updated successfully.");
-        assert_eq!(kind, "info");
+        assert_eq!(data["type"], "info");
     }
 
     #[test]
     fn a_registration_without_a_name_is_fatal() {
-        let e = event("USER_REGISTERED", r#"{"email":"ada@example.com"}"#);
-        assert!(matches!(notification_for(&e), Err(HandlerError::Fatal(m)) if m.contains("name")));
+        let outcome = testing::event("USER_REGISTERED")
+            .user_id("u1")
+            .data(json!({"email": "ada@example.com"}))
+            .handle::<Handler>();
+        let error = outcome.fatal();
+        assert!(error.contains("USER_REGISTERED event"), "{error}");
+        assert!(error.contains("missing field `name`"), "{error}");
+        assert!(outcome.events.is_empty());
+    }
+
+    #[test]
+    fn a_raw_message_is_fatal_not_a_panic() {
+        let outcome = testing::raw(b"not an envelope".to_vec()).handle::<Handler>();
+        assert!(outcome.fatal().contains("raw message"), "{outcome:?}");
     }
 }

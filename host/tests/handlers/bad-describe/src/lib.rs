@@ -1,15 +1,16 @@
-//! A handler that traps in `describe`: the host must reject it.
+//! A handler that traps in `describe`: the host must reject it. Written
+//! without `#[handler]`, which cannot describe a handler that way.
 
-use handler_sdk::{Delivery, Description, Event, Guest, HandlerError};
+use handler_sdk::{Delivery, Description, HandlerError, Message, MessageHandler};
 
 struct BadDescribe;
 
-impl Guest for BadDescribe {
+impl MessageHandler for BadDescribe {
     fn describe() -> Description {
         panic!("cannot describe myself")
     }
 
-    fn handle(_event: Event, _delivery: Delivery) -> Result<(), HandlerError> {
+    fn handle(_message: Message, _delivery: Delivery) -> Result<(), HandlerError> {
         Ok(())
     }
 }

@@ -4,24 +4,19 @@
 //! to an event type the benchmark never sends, so the host skips every
 //! event without an instance: its pipeline alone.
 
-use handler_sdk::{Delivery, Description, Event, Guest, HandlerError};
+use handler_sdk::{Context, HandlerError, handler};
 
-struct Noop;
-
-impl Guest for Noop {
-    fn describe() -> Description {
-        // Built with `--features skip`: no event on `bench` is of this type.
-        let event_types: &[&str] = if cfg!(feature = "skip") {
-            &["NOT_SENT_BY_THE_BENCHMARK"]
-        } else {
-            &[]
-        };
-        Description::new(&["bench"], event_types)
-    }
-
-    fn handle(_event: Event, _delivery: Delivery) -> Result<(), HandlerError> {
-        Ok(())
-    }
+/// Built with `--features skip`: no event on `bench` is of this type.
+#[cfg(feature = "skip")]
+#[derive(handler_sdk::Events)]
+enum Input {
+    NotSentByTheBenchmark,
 }
 
-handler_sdk::export!(Noop);
+#[cfg(not(feature = "skip"))]
+type Input = handler_sdk::Event;
+
+#[handler(topics = ["bench"])]
+fn noop(_: Input, _: &Context) -> Result<(), HandlerError> {
+    Ok(())
+}

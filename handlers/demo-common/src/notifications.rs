@@ -1,9 +1,8 @@
 //! Notifications, as the demo application sends them: a `NOTIFICATION_SENT`
 //! event on `notification-events`. Shared by the handlers that notify users.
 
+use handler_sdk::{HandlerError, OutgoingEvent};
 use serde::Serialize;
-
-use crate::HandlerError;
 
 pub const TOPIC: &str = "notification-events";
 pub const NOTIFICATION_SENT: &str = "NOTIFICATION_SENT";
@@ -23,14 +22,17 @@ pub struct Notification<'a> {
 /// "Sends" a notification to `user_id`: publishes `NOTIFICATION_SENT`.
 pub fn send(user_id: Option<&str>, message: &str, kind: &str) -> Result<(), HandlerError> {
     let notification = Notification {
-        id: crate::new_id(),
+        id: handler_sdk::new_id(),
         user_id,
         message,
         kind,
-        sent_at: crate::now(),
+        sent_at: handler_sdk::now(),
     };
     let to = user_id.unwrap_or("anonymous");
-    crate::info!("sending {kind} notification to user {to}: {message}");
-    crate::publish(TOPIC, NOTIFICATION_SENT, user_id, &notification)?;
+    handler_sdk::info!("sending {kind} notification to user {to}: {message}");
+    let event = OutgoingEvent::new(NOTIFICATION_SENT)
+        .maybe_user_id(user_id)
+        .data(&notification)?;
+    handler_sdk::publish(TOPIC, event)?;
     Ok(())
 }

@@ -1,0 +1,3 @@
+//! What the demo application's handlers share: the notification they send.
+
+pub mod notifications;
