@@ -16,5 +16,6 @@ mod e2e_tansu;
 mod faults;
 mod harness;
 mod hot_reload;
+mod polyglot;
 mod resilience;
 mod scale_out;
