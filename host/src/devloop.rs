@@ -18,8 +18,9 @@ use crate::watcher::{self, FolderWatch};
 /// What to rebuild.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Rebuild {
+    /// A file changed in this folder under `handlers/`.
     One(String),
-    /// The SDK or the WIT contract changed: every handler.
+    /// The WIT contract changed: every handler.
     All,
 }
 
@@ -95,21 +96,7 @@ pub fn start(workspace: &Path, handlers_dir: &Path) -> anyhow::Result<DevLoop> {
                     continue;
                 }
             };
-            let names: Vec<String> = if todo.contains(&Rebuild::All) {
-                crates.into_iter().map(|(name, _)| name).collect()
-            } else {
-                todo.into_iter()
-                    .filter_map(|r| match r {
-                        Rebuild::One(dir) => crates
-                            .iter()
-                            .find(|(_, d)| {
-                                d.file_name().and_then(|n| n.to_str()) == Some(dir.as_str())
-                            })
-                            .map(|(name, _)| name.clone()),
-                        Rebuild::All => None,
-                    })
-                    .collect()
-            };
+            let names = to_build(&crates_dir, &crates, &todo);
             for name in names {
                 build(&workspace, &target_dir, &handlers_dir, &name).await;
             }
@@ -132,10 +119,35 @@ fn what_to_rebuild(crates_dir: &Path, path: &Path) -> Option<Rebuild> {
     if inside.first() == Some(&"target") || file.starts_with('.') || file.ends_with('~') {
         return None;
     }
-    if crate_dir == "sdk" {
-        return Some(Rebuild::All);
-    }
     Some(Rebuild::One(crate_dir))
+}
+
+/// The handler crates to rebuild for `todo`: a handler crate itself; every
+/// handler when a library crate changed (the SDK, its macros, shared code),
+/// since handlers may use it; nothing for a folder that is not a crate.
+fn to_build(
+    crates_dir: &Path,
+    crates: &[(String, PathBuf)],
+    todo: &BTreeSet<Rebuild>,
+) -> Vec<String> {
+    let all = || crates.iter().map(|(name, _)| name.clone()).collect();
+    let mut names = BTreeSet::new();
+    for rebuild in todo {
+        let Rebuild::One(dir) = rebuild else {
+            return all();
+        };
+        let handler = crates
+            .iter()
+            .find(|(_, d)| d.file_name().and_then(|n| n.to_str()) == Some(dir.as_str()));
+        match handler {
+            Some((name, _)) => {
+                names.insert(name.clone());
+            }
+            None if crates_dir.join(dir).join("Cargo.toml").is_file() => return all(),
+            None => {}
+        }
+    }
+    names.into_iter().collect()
 }
 
 async fn build(workspace: &Path, target_dir: &Path, handlers_dir: &Path, name: &str) {
@@ -195,10 +207,40 @@ mod tests {
             r("/w/handlers/user-handler/Cargo.toml"),
             Some(Rebuild::One("user-handler".into()))
         );
-        assert_eq!(r("/w/handlers/sdk/src/lib.rs"), Some(Rebuild::All));
+        assert_eq!(
+            r("/w/handlers/sdk/src/lib.rs"),
+            Some(Rebuild::One("sdk".into()))
+        );
         assert_eq!(r("/w/handlers/user-handler.wasm"), None);
         assert_eq!(r("/w/handlers/user-handler/target/x"), None);
         assert_eq!(r("/w/handlers/user-handler/src/.lib.rs.swp"), None);
         assert_eq!(r("/elsewhere/x.rs"), None);
+    }
+
+    #[test]
+    fn a_library_crate_rebuilds_every_handler_and_a_plain_folder_nothing() {
+        let root = std::env::temp_dir().join(format!("devloop-{}", std::process::id()));
+        for dir in ["sdk-macros", "a", "b"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+            std::fs::write(root.join(dir).join("Cargo.toml"), "").unwrap();
+        }
+        std::fs::create_dir_all(root.join("python-audit")).unwrap();
+        let crates = vec![
+            ("a".to_string(), root.join("a")),
+            ("b-handler".to_string(), root.join("b")),
+        ];
+        let todo = |dirs: &[&str]| -> BTreeSet<Rebuild> {
+            dirs.iter().map(|d| Rebuild::One(d.to_string())).collect()
+        };
+        assert_eq!(to_build(&root, &crates, &todo(&["b"])), ["b-handler"]);
+        assert_eq!(
+            to_build(&root, &crates, &todo(&["sdk-macros"])),
+            ["a", "b-handler"]
+        );
+        assert!(to_build(&root, &crates, &todo(&["python-audit"])).is_empty());
+        let mut everything = todo(&["a"]);
+        everything.insert(Rebuild::All);
+        assert_eq!(to_build(&root, &crates, &everything), ["a", "b-handler"]);
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -15,6 +15,7 @@ pub mod event;
 mod handler_crates;
 pub mod registry;
 pub mod runtime;
+pub mod scaffold;
 pub mod stats;
 pub mod supervisor;
 pub mod testing;

@@ -1,14 +1,65 @@
 //! The `event-host` binary: parse the configuration, start logging, run the
-//! host until SIGINT or SIGTERM.
+//! host until SIGINT or SIGTERM; or, with `new`, create a handler crate.
+
+use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::Parser as _;
+use clap::Parser;
 use event_host::Config;
+use event_host::scaffold::Template;
 use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "event-host",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Create a handler crate under handlers/ from a template: it builds as
+    /// it is, has a test, and `--dev` serves it within seconds.
+    New {
+        /// The crate's name, e.g. audit-log (also the handler's name).
+        name: String,
+        /// The topic it consumes.
+        #[arg(long, default_value = "user-events")]
+        topic: String,
+        /// The event type it handles.
+        #[arg(long, default_value = "USER_REGISTERED")]
+        event_type: String,
+        /// The event-host repository to create it in.
+        #[arg(long, default_value = ".")]
+        workspace_dir: PathBuf,
+    },
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let cli = Cli::parse();
+    if let Some(Command::New {
+        name,
+        topic,
+        event_type,
+        workspace_dir,
+    }) = cli.command
+    {
+        let dir = Template::new(&name, &topic, &event_type)?.write(&workspace_dir)?;
+        println!(
+            "created {dir}\n\n  test it:   cargo test -p {name}\n  run it:    cargo run -- --dev   (already running? it is live in a few seconds)\n  edit it:   {dir}/src/lib.rs",
+            dir = dir.display()
+        );
+        return Ok(());
+    }
+    let config = cli.config;
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
