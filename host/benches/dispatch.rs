@@ -6,6 +6,10 @@
 //! test component told `ok`), in a fresh instance: the fixed cost of an
 //! instance, apart from what the handler does.
 //!
+//! `DISPATCH_CONTRACTS=1` (quick mode) compares the contract versions: the
+//! same echo handler built against 0.1 (`first-world`) and against 0.2
+//! (`next-world`), the 0.2 one also with three headers on the message.
+//!
 //! `DISPATCH_COMPONENT=path/to/handler.wasm` adds a case for that
 //! component in a fresh instance per event (given the empty handler's
 //! event), to compare how components are built.
@@ -141,6 +145,9 @@ fn dispatch(c: &mut Criterion) {
                 "{name}, fresh instance per event: fastest batch {time:.2?} per event ({ratio:.1}x the native call)"
             );
         }
+        if std::env::var_os("DISPATCH_CONTRACTS").is_some() {
+            contracts(&rt, &runtime, &noop_event);
+        }
         let mut reused = rt
             .block_on(component.instantiate_for_reuse())
             .expect("instance");
@@ -208,6 +215,46 @@ fn dispatch(c: &mut Criterion) {
 
 /// The per-event time of the fastest of 30 batches of 2,000 runs of `f`,
 /// each awaited in place (no runtime entry per run).
+/// One echo handler per contract version, on the same event, side by side.
+fn contracts(rt: &tokio::runtime::Runtime, runtime: &Runtime, event: &Event) {
+    let load = |name: &str| {
+        let bytes = std::fs::read(support::test_component(name)).expect("built");
+        rt.block_on(runtime.load(name, bytes)).expect("loads")
+    };
+    let (old, new) = (load("first-world"), load("next-world"));
+    let with_headers = Delivery {
+        headers: ["traceparent", "x-source", "x-tenant"]
+            .iter()
+            .map(|name| event_host::runtime::Header {
+                name: name.to_string(),
+                value: Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_vec()),
+            })
+            .collect(),
+        timestamp_ms: Some(1_764_547_200_000),
+        ..delivery()
+    };
+    let cases = [
+        ("echo, contract 0.1", &old, delivery()),
+        ("echo, contract 0.2", &new, delivery()),
+        ("echo, contract 0.2, three headers", &new, with_headers),
+    ];
+    let mut first = None;
+    for (name, component, delivery) in cases {
+        let prepared = component
+            .prepare(Input::Event(event.clone()), delivery)
+            .expect("an envelope event");
+        let time = rt.block_on(fastest(async || {
+            component
+                .handle(component.slot().await, &prepared)
+                .await
+                .expect("handled");
+        }));
+        let base = *first.get_or_insert(time);
+        let ratio = time.as_secs_f64() / base.as_secs_f64();
+        println!("{name}: fastest batch {time:.2?} per event ({ratio:.2}x contract 0.1)");
+    }
+}
+
 async fn fastest(mut f: impl AsyncFnMut()) -> Duration {
     const BATCH: u32 = 2_000;
     let mut fastest = Duration::MAX;

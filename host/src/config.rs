@@ -107,7 +107,9 @@ pub struct Config {
     pub publish_timeout_ms: u64,
 
     /// Folder for compiled handlers, so a restart or a revert loads without
-    /// compiling. Default: `$XDG_CACHE_HOME/event-host` or `~/.cache/event-host`.
+    /// compiling. It must be a folder of its own: wasmtime's cache cleanup
+    /// deletes what it finds there. Default:
+    /// `$XDG_CACHE_HOME/event-host/compiled` or `~/.cache/event-host/compiled`.
     #[arg(long, env = "COMPILE_CACHE_DIR")]
     pub compile_cache_dir: Option<PathBuf>,
 
@@ -193,7 +195,10 @@ impl Config {
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
             .unwrap_or_else(std::env::temp_dir);
-        Some(base.join("event-host"))
+        // A folder of its own: wasmtime's cache cleanup treats every file
+        // under it as cache (it once removed a build directory and a Python
+        // venv kept beside it in `event-host/`).
+        Some(base.join("event-host").join("compiled"))
     }
 }
 

@@ -115,7 +115,12 @@ fn what_to_rebuild(crates_dir: &Path, path: &Path) -> Option<Rebuild> {
     let mut parts = relative.components();
     let crate_dir = parts.next()?.as_os_str().to_str()?.to_string();
     let inside: Vec<&str> = parts.filter_map(|c| c.as_os_str().to_str()).collect();
-    let file = inside.last()?;
+    let Some(file) = inside.last() else {
+        // A new folder: files written into it at once may come before the
+        // watch on it does (`event-host new`, `cp -r`), so the folder
+        // itself stands for them.
+        return path.is_dir().then_some(Rebuild::One(crate_dir));
+    };
     if inside.first() == Some(&"target") || file.starts_with('.') || file.ends_with('~') {
         return None;
     }
@@ -233,6 +238,11 @@ mod tests {
             dirs.iter().map(|d| Rebuild::One(d.to_string())).collect()
         };
         assert_eq!(to_build(&root, &crates, &todo(&["b"])), ["b-handler"]);
+        // A new crate folder counts as a change to that crate.
+        assert_eq!(
+            what_to_rebuild(&root, &root.join("b")),
+            Some(Rebuild::One("b".into()))
+        );
         assert_eq!(
             to_build(&root, &crates, &todo(&["sdk-macros"])),
             ["a", "b-handler"]
