@@ -18,4 +18,5 @@ mod harness;
 mod hot_reload;
 mod polyglot;
 mod resilience;
+mod scaffold;
 mod scale_out;
