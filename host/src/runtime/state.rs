@@ -104,12 +104,6 @@ impl HostState {
         }
         Ok(())
     }
-
-    fn now_ms() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    }
 }
 
 fn parse_topic(topic: &str) -> Result<Topic, String> {
@@ -152,27 +146,6 @@ impl v0_1::event_host::handler::publisher::Host for HostState {
 
 impl v0_1::event_host::handler::types::Host for HostState {}
 
-impl v0_1::event_host::handler::host::Host for HostState {
-    fn log(&mut self, level: v0_1::event_host::handler::host::Level, message: String) {
-        use v0_1::event_host::handler::host::Level as L;
-        let level = match level {
-            L::Debug => Level::Debug,
-            L::Info => Level::Info,
-            L::Warn => Level::Warn,
-            L::Error => Level::Error,
-        };
-        self.output.log(level, &message);
-    }
-
-    fn now_ms(&mut self) -> u64 {
-        Self::now_ms()
-    }
-
-    fn new_id(&mut self) -> String {
-        uuid::Uuid::new_v4().to_string()
-    }
-}
-
 // Contract 0.2.0.
 
 impl v0_2::event_host::handler::publisher::Host for HostState {
@@ -208,23 +181,34 @@ impl v0_2::event_host::handler::publisher::Host for HostState {
 
 impl v0_2::event_host::handler::types::Host for HostState {}
 
-impl v0_2::event_host::handler::host::Host for HostState {
-    fn log(&mut self, level: v0_2::event_host::handler::host::Level, message: String) {
-        use v0_2::event_host::handler::host::Level as L;
-        let level = match level {
-            L::Debug => Level::Debug,
-            L::Info => Level::Info,
-            L::Warn => Level::Warn,
-            L::Error => Level::Error,
-        };
-        self.output.log(level, &message);
-    }
+/// The `host` interface is the same in every version; only its generated
+/// types differ.
+macro_rules! host_interface {
+    ($version:ident) => {
+        impl $version::event_host::handler::host::Host for HostState {
+            fn log(&mut self, level: $version::event_host::handler::host::Level, message: String) {
+                use $version::event_host::handler::host::Level as L;
+                let level = match level {
+                    L::Debug => Level::Debug,
+                    L::Info => Level::Info,
+                    L::Warn => Level::Warn,
+                    L::Error => Level::Error,
+                };
+                self.output.log(level, &message);
+            }
 
-    fn now_ms(&mut self) -> u64 {
-        Self::now_ms()
-    }
+            fn now_ms(&mut self) -> u64 {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            }
 
-    fn new_id(&mut self) -> String {
-        uuid::Uuid::new_v4().to_string()
-    }
+            fn new_id(&mut self) -> String {
+                uuid::Uuid::new_v4().to_string()
+            }
+        }
+    };
 }
+
+host_interface!(v0_1);
+host_interface!(v0_2);
