@@ -20,6 +20,7 @@ pub struct Stats {
     dead_lettered: AtomicU64,
     in_flight: AtomicU64,
     waiting_for_capacity: AtomicU64,
+    handed_over_unfinished: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -39,6 +40,10 @@ pub struct Counts {
     /// Events waiting for room in the host's instance pool (every handler's
     /// calls share it) before their handler call can start.
     pub waiting_for_capacity: u64,
+    /// Events taken but not finished (or finished out of order) when their
+    /// partition was handed over — revoked, or the host stopped: the next
+    /// owner handles them again, so this bounds the events handled twice.
+    pub handed_over_unfinished: u64,
 }
 
 impl Stats {
@@ -72,6 +77,12 @@ impl Stats {
         Guard(&self.waiting_for_capacity)
     }
 
+    /// Counts events left to a partition's next owner at a hand-over.
+    pub fn handed_over_unfinished(&self, events: usize) {
+        self.handed_over_unfinished
+            .fetch_add(events as u64, Ordering::Relaxed);
+    }
+
     pub fn dead_lettered(&self) {
         self.dead_lettered.fetch_add(1, Ordering::Relaxed);
     }
@@ -88,6 +99,7 @@ impl Stats {
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             waiting_for_capacity: self.waiting_for_capacity.load(Ordering::Relaxed),
+            handed_over_unfinished: self.handed_over_unfinished.load(Ordering::Relaxed),
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct StatsView {
     pub dead_lettered: u64,
     pub in_flight: u64,
     pub waiting_for_capacity: u64,
+    /// Events left unfinished to a partition's next owner at hand-overs
+    /// (revocations, stops): at most these are handled twice.
+    pub handed_over_unfinished: u64,
     /// Partitions this instance holds.
     pub partitions: usize,
     /// Events waiting on this instance's partitions, as of the consumer's
@@ -129,6 +132,7 @@ impl From<HandlerInfo> for HandlerView {
                 dead_lettered: h.counts.dead_lettered,
                 in_flight: h.counts.in_flight,
                 waiting_for_capacity: h.counts.waiting_for_capacity,
+                handed_over_unfinished: h.counts.handed_over_unfinished,
                 partitions: h.partitions,
                 lag: h.lag.as_ref().map(|l| l.values().sum()),
                 lag_by_partition,

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::lane::Lanes;
 use super::{ConsumerSettings, LoopConsumer, PartitionKey, PartitionQueue, lag};
-use crate::stats::ConsumerState;
+use crate::stats::{ConsumerState, Stats};
 
 /// Newly assigned partitions, each with its queue split off (or `None` if
 /// librdkafka would not split it: its events then come through the
@@ -23,6 +23,7 @@ pub type Assigned = Vec<(PartitionKey, Option<PartitionQueue>)>;
 pub struct LoopContext {
     name: String,
     state: Arc<ConsumerState>,
+    stats: Arc<Stats>,
     settings: ConsumerSettings,
     /// The consumer this context belongs to, set once it exists.
     consumer: OnceLock<Weak<LoopConsumer>>,
@@ -37,6 +38,7 @@ impl LoopContext {
     pub fn new(
         name: &str,
         state: Arc<ConsumerState>,
+        stats: Arc<Stats>,
         assignments: mpsc::UnboundedSender<Assigned>,
         lanes: Arc<Lanes>,
         settings: &ConsumerSettings,
@@ -44,6 +46,7 @@ impl LoopContext {
         Self {
             name: name.to_string(),
             state,
+            stats,
             settings: settings.clone(),
             consumer: OnceLock::new(),
             assignments,
@@ -64,11 +67,13 @@ impl LoopContext {
     /// them to finish what is in flight, and commits what they finished.
     fn hand_over(&self, consumer: &BaseConsumer<Self>, partitions: &[PartitionKey]) {
         let finished = self.lanes.revoke(partitions, self.settings.revoke_grace);
+        let unfinished: usize = finished.iter().map(|(_, h)| h.unfinished).sum();
+        self.stats.handed_over_unfinished(unfinished);
         let mut offsets = TopicPartitionList::new();
-        for ((topic, partition), next) in &finished {
-            if let Some(next) = next
+        for ((topic, partition), handed_over) in &finished {
+            if let Some(next) = handed_over.next
                 && let Err(e) =
-                    offsets.add_partition_offset(topic, *partition, Offset::Offset(*next))
+                    offsets.add_partition_offset(topic, *partition, Offset::Offset(next))
             {
                 tracing::warn!(handler = %self.name, error = %e, "bad offset");
             }
@@ -78,7 +83,7 @@ impl LoopContext {
         }
         match consumer.commit(&offsets, CommitMode::Sync) {
             Ok(()) => tracing::info!(
-                handler = %self.name, partitions = offsets.count(),
+                handler = %self.name, partitions = offsets.count(), unfinished,
                 "committed what was finished before handing the partitions over"
             ),
             Err(e) => tracing::warn!(

@@ -35,6 +35,27 @@ pub enum Done {
     Abandoned,
 }
 
+/// What a lane leaves its partition's next owner.
+#[derive(Debug, Clone, Copy)]
+pub struct HandedOver {
+    /// Where the next owner starts, if this owner finished anything.
+    pub next: Option<i64>,
+    /// Events taken and not finished here: the next owner handles them
+    /// again (this owner may have handled some already).
+    pub unfinished: usize,
+}
+
+impl From<&mut OffsetTracker> for HandedOver {
+    /// Freezes the tracker: nothing finishes here any more.
+    fn from(offsets: &mut OffsetTracker) -> Self {
+        let unfinished = offsets.freeze();
+        Self {
+            next: offsets.committable(),
+            unfinished,
+        }
+    }
+}
+
 /// What the worker asks a lane to do between two events.
 pub enum Control {
     /// Rewind the partition to `offset` and store that position: what the
@@ -117,7 +138,8 @@ impl Lanes {
     }
 
     /// Halts the lanes of `keys`, waits up to `grace` for each to finish
-    /// what it started, and returns, for each, the offset to commit. Called
+    /// what it started, and returns, for each, the offset to commit and how
+    /// many events it took and leaves unfinished. Called
     /// from the rebalance callback, which librdkafka runs synchronously
     /// inside a poll: the wait blocks that thread (moved off the runtime's
     /// workers first, so the lanes keep running).
@@ -125,7 +147,7 @@ impl Lanes {
         &self,
         keys: &[PartitionKey],
         grace: Duration,
-    ) -> Vec<(PartitionKey, Option<i64>)> {
+    ) -> Vec<(PartitionKey, HandedOver)> {
         let lanes: Vec<(PartitionKey, LaneHandle)> = {
             let mut running = lock(&self.running);
             keys.iter()
@@ -148,15 +170,11 @@ impl Lanes {
         lanes
             .into_iter()
             .map(|(key, lane)| {
-                let next = {
-                    let mut offsets = lock(&lane.offsets);
-                    offsets.freeze();
-                    offsets.committable()
-                };
+                let handed_over = HandedOver::from(&mut *lock(&lane.offsets));
                 if !lane.task.is_finished() {
                     lock(&self.draining).insert(key.clone(), lane.task);
                 }
-                (key, next)
+                (key, handed_over)
             })
             .collect()
     }

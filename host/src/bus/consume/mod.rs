@@ -176,8 +176,14 @@ impl HandlerLoop {
         });
         let (assignments_tx, assignments) = mpsc::unbounded_channel();
         let lanes = Arc::new(lane::Lanes::default());
-        let context =
-            LoopContext::new(name, state.clone(), assignments_tx, lanes.clone(), settings);
+        let context = LoopContext::new(
+            name,
+            state.clone(),
+            shared.stats.clone(),
+            assignments_tx,
+            lanes.clone(),
+            settings,
+        );
         let consumer: LoopConsumer =
             consumer_config(settings, name).create_with_context(context)?;
         let consumer = Arc::new(consumer);

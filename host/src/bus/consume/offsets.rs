@@ -76,15 +76,20 @@ impl OffsetTracker {
     /// be committed.
     pub fn abandon(&mut self, ticket: Ticket) {
         if ticket.generation == self.generation {
-            self.freeze();
+            // What is open stays, to be counted at the hand-over.
+            self.frozen = true;
         }
     }
 
     /// No event finishes any more (the partition was handed over): what is
-    /// committable now is final.
-    pub fn freeze(&mut self) {
+    /// committable now is final. Returns how many events were taken and are
+    /// not part of it: the next owner handles them again, and some of them
+    /// this owner may have handled already.
+    pub fn freeze(&mut self) -> usize {
         self.frozen = true;
+        let unfinished = self.open.len();
         self.open.clear();
+        unfinished
     }
 
     /// The partition was rewound to `offset` and that position committed:
@@ -138,6 +143,7 @@ mod tests {
         let d = t.take(3);
         assert_eq!(t.finish(d), None, "nothing taken after it counts either");
         assert_eq!(t.committable(), Some(1), "the next owner starts at 1");
+        assert_eq!(t.freeze(), 2, "1 and 2 are left to the next owner");
     }
 
     #[test]
@@ -164,7 +170,8 @@ mod tests {
         let a = t.take(7);
         let b = t.take(8);
         assert_eq!(t.finish(a), Some(8));
-        t.freeze();
+        assert_eq!(t.freeze(), 1, "8 was taken and is not done");
+        assert_eq!(t.freeze(), 0);
         assert_eq!(t.finish(b), None, "handed over: the new owner handles 8");
         assert_eq!(t.committable(), Some(8));
         t.rewind(3);

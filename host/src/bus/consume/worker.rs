@@ -13,7 +13,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::context::Assigned;
-use super::lane::{Control, LaneHandle, LaneTask, Lanes};
+use super::lane::{Control, HandedOver, LaneHandle, LaneTask, Lanes};
 use super::{LoopConsumer, PartitionKey, PartitionQueue, Replay, ReplayFrom, Rewound, Shared};
 use crate::runtime::Component;
 
@@ -253,21 +253,21 @@ impl Worker {
         drop(replays);
         let halted = lanes.halt_all();
         let mut offsets = TopicPartitionList::new();
+        let mut unfinished = 0;
         for (key, lane) in halted {
             if let Err(e) = lane.task.await {
                 tracing::error!(handler = %shared.name, error = %e, "a partition lane failed while stopping");
             }
-            let next = {
-                let mut tracker = lane.offsets.lock().unwrap_or_else(|p| p.into_inner());
-                tracker.freeze();
-                tracker.committable()
-            };
-            if let Some(next) = next
+            let handed_over =
+                HandedOver::from(&mut *lane.offsets.lock().unwrap_or_else(|p| p.into_inner()));
+            unfinished += handed_over.unfinished;
+            if let Some(next) = handed_over.next
                 && let Err(e) = offsets.add_partition_offset(&key.0, key.1, Offset::Offset(next))
             {
                 tracing::warn!(handler = %shared.name, error = %e, "bad offset");
             }
         }
+        shared.stats.handed_over_unfinished(unfinished);
         let name = shared.name.clone();
         // On a thread of its own, not the runtime's blocking pool: closing
         // talks to the broker and may take long when it is gone, and a
@@ -278,7 +278,7 @@ impl Worker {
             .spawn(move || {
                 if offsets.count() > 0 {
                     match consumer.commit(&offsets, CommitMode::Sync) {
-                        Ok(()) => tracing::info!(handler = %name, partitions = offsets.count(), "committed final offsets"),
+                        Ok(()) => tracing::info!(handler = %name, partitions = offsets.count(), unfinished, "committed final offsets"),
                         Err(e) => tracing::warn!(handler = %name, error = %e, "final commit failed; the next owner may handle some events again"),
                     }
                 }

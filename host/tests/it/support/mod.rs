@@ -733,6 +733,27 @@ pub fn produce_while(
 
 /// Counts each `data.seq` in the echoes on `topic` until all of `0..count`
 /// were seen; returns how often each was seen.
+/// Writes `{"sentinel": id}` to one partition of `topic`: read back, it says
+/// that everything written to that partition before it has been read.
+pub async fn produce_to_partition(bootstrap: &str, topic: &str, partition: i32, id: &str) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let payload = serde_json::json!({ "sentinel": id }).to_string();
+    producer
+        .send(
+            FutureRecord::<(), _>::to(topic)
+                .partition(partition)
+                .payload(&payload),
+            PATIENCE,
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+}
+
 pub async fn echoes_of(
     bootstrap: &str,
     topic: &str,
