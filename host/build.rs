@@ -18,6 +18,7 @@ mod handler_crates;
 use handler_crates::{TARGET, built_component};
 
 fn main() {
+    emit_wasmtime_version();
     println!("cargo:rerun-if-env-changed=EVENT_HOST_SKIP_HANDLER_BUILD");
     if env::var_os("EVENT_HOST_SKIP_HANDLER_BUILD").is_some_and(|v| v != "0") {
         return;
@@ -151,4 +152,26 @@ fn install(from: &Path, to: &Path) {
     let tmp = to.with_extension("wasm.tmp");
     fs::write(&tmp, &bytes).unwrap_or_else(|e| panic!("cannot write {}: {e}", tmp.display()));
     fs::rename(&tmp, to).unwrap_or_else(|e| panic!("cannot write {}: {e}", to.display()));
+}
+
+/// `WASMTIME_VERSION` for the host's build-info metric: the release
+/// Cargo.lock resolved.
+fn emit_wasmtime_version() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let lock = manifest_dir.join("../Cargo.lock");
+    println!("cargo:rerun-if-changed={}", lock.display());
+    let version = fs::read_to_string(&lock)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|lock| {
+            lock.get("package")?
+                .as_array()?
+                .iter()
+                .find(|p| p.get("name").and_then(|n| n.as_str()) == Some("wasmtime"))?
+                .get("version")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=WASMTIME_VERSION={version}");
 }

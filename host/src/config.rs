@@ -75,6 +75,12 @@ pub struct Config {
     #[arg(long = "linger-ms", env = "LINGER_MS", default_value = "0", value_parser = parse_linger)]
     pub linger: Duration,
 
+    /// Handler calls kept in memory for `GET /calls` and the causal chains
+    /// of `GET /events/:id/chain` and `GET /traces/:id` (about 1 KB each);
+    /// the oldest give way. 0 keeps none.
+    #[arg(long, env = "CALL_HISTORY", default_value_t = 10_000)]
+    pub call_history: usize,
+
     /// Attempts per event before it is dead-lettered (retryable errors and traps).
     #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,

@@ -9,10 +9,12 @@
 pub mod api;
 pub mod app;
 pub mod bus;
+pub mod calls;
 pub mod config;
 mod devloop;
 pub mod event;
 mod handler_crates;
+pub mod metrics;
 pub mod registry;
 pub mod runtime;
 pub mod scaffold;

@@ -198,6 +198,7 @@ mod tests {
         s.failed("first".into());
         s.failed("second".into());
         s.dead_lettered();
+        s.handed_over_unfinished(3);
         let call = s.call();
         let waiting = s.waiting_for_capacity();
         assert_eq!(s.counts().in_flight, 1);
@@ -212,6 +213,7 @@ mod tests {
                 dead_lettered: 1,
                 in_flight: 0,
                 waiting_for_capacity: 0,
+                handed_over_unfinished: 3,
             }
         );
         assert_eq!(s.last_error().as_deref(), Some("second"));

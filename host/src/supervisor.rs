@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, HandlerLoop, LoopFailed, Redriven, ReplayFrom, Rewound};
+use crate::metrics::Reload;
 use crate::registry::{self, Registry};
 use crate::runtime::{self, Component, LoadError, Runtime};
 
@@ -287,6 +288,7 @@ impl Supervisor {
             }
             Err(error) => {
                 tracing::error!(handler = %name, file = %path.display(), %error, "handler file rejected");
+                self.bus.metrics().reload(&name, Reload::Rejected);
                 self.registry.reject(&name, path, error.to_string());
             }
         }
@@ -295,11 +297,13 @@ impl Supervisor {
 
     async fn upload(&mut self, name: &str, bytes: Vec<u8>) -> Result<Uploaded, ChangeError> {
         registry::validate_name(name).map_err(ChangeError::InvalidName)?;
-        let component = self
-            .runtime
-            .load(name, bytes.clone())
-            .await
-            .map_err(ChangeError::Rejected)?;
+        let component = match self.runtime.load(name, bytes.clone()).await {
+            Ok(component) => component,
+            Err(e) => {
+                self.bus.metrics().reload(name, Reload::Rejected);
+                return Err(ChangeError::Rejected(e));
+            }
+        };
         let file = self.file_for(name);
         write_atomically(&file, &bytes).await?;
         Ok(self.install(name, &file, component).await?)
@@ -310,6 +314,25 @@ impl Supervisor {
     /// before anything is swapped; on failure the running version (if any)
     /// stays and the error is recorded for `GET /handlers/:name`.
     async fn install(
+        &mut self,
+        name: &str,
+        file: &Path,
+        component: Component,
+    ) -> anyhow::Result<Uploaded> {
+        let installed = self.try_install(name, file, component).await;
+        let result = match &installed {
+            Ok(Uploaded::Unchanged) => None,
+            Ok(Uploaded::Added) => Some(Reload::Added),
+            Ok(Uploaded::Replaced) => Some(Reload::Replaced),
+            Err(_) => Some(Reload::Rejected),
+        };
+        if let Some(result) = result {
+            self.bus.metrics().reload(name, result);
+        }
+        installed
+    }
+
+    async fn try_install(
         &mut self,
         name: &str,
         file: &Path,
@@ -580,7 +603,10 @@ mod tests {
             None,
             RawValue::from_string("{}".into()).unwrap(),
         );
-        bus.publisher().publish(&topic, &event).await.unwrap();
+        bus.publisher()
+            .publish(&topic, &event, crate::metrics::Source::Api)
+            .await
+            .unwrap();
 
         wait_for("reported as restarting", || {
             let h = registry.get("panicky").unwrap();

@@ -2,10 +2,12 @@
 //! status and health. Requests are validated before anything is published;
 //! every error is JSON (see [`error`]).
 
+mod calls;
 mod demo;
 mod error;
 mod fields;
 mod handlers;
+mod metrics;
 mod views;
 
 use std::sync::Arc;
@@ -29,6 +31,7 @@ pub use handlers::AdminPolicy;
 
 use crate::bus::{BrokerInfo, Bus, PublishError, Stored};
 use crate::event::{Event, EventType, Topic, now_rfc3339};
+use crate::metrics::Source;
 use crate::registry::Registry;
 use crate::supervisor::Changes;
 
@@ -105,6 +108,10 @@ impl AppState {
         &self.0.registry
     }
 
+    fn bus(&self) -> &Bus {
+        &self.0.bus
+    }
+
     fn changes(&self) -> &Changes {
         &self.0.changes
     }
@@ -134,7 +141,12 @@ impl AppState {
                     permanent: false,
                 })
             })?;
-        let stored = self.0.bus.publisher().publish(topic, event).await?;
+        let stored = self
+            .0
+            .bus
+            .publisher()
+            .publish(topic, event, Source::Api)
+            .await?;
         tracing::debug!(%topic, event_type = %event.event_type, id = %event.id, ?stored, "event published");
         Ok(stored)
     }
@@ -161,12 +173,20 @@ pub fn router(state: AppState) -> Router {
         .route("/handlers/{name}/resume", post(handlers::resume))
         .route("/handlers/{name}/replay", post(handlers::replay))
         .route("/handlers/{name}/redrive", post(handlers::redrive))
+        .route("/metrics", get(metrics::metrics))
+        .route("/calls", get(calls::recent))
+        .route("/events/{id}/chain", get(calls::chain))
+        .route("/traces/{id}", get(calls::trace))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
         ))
         .with_state(state)
 }

@@ -27,8 +27,10 @@ use embedded::EmbeddedBroker;
 pub use publisher::{PublishError, Publisher, Stored};
 pub use redrive::{Redriven, redrive};
 
+use crate::calls::Calls;
 use crate::config::Config;
 use crate::event::Topic;
+use crate::metrics::Metrics;
 use crate::runtime::RetryPolicy;
 
 /// Which broker the host talks to.
@@ -42,6 +44,8 @@ pub struct BrokerInfo {
 pub struct Bus {
     info: BrokerInfo,
     publisher: Publisher,
+    metrics: Arc<Metrics>,
+    calls: Arc<Calls>,
     topics: Arc<Topics>,
     settings: ConsumerSettings,
 }
@@ -90,10 +94,12 @@ impl Bus {
                 (info, TopicAdmin::Embedded(broker))
             }
         };
+        let metrics = Arc::new(Metrics::new());
         let publisher = Publisher::new(
             &info.bootstrap_servers,
             config.publish_timeout(),
             config.linger,
+            metrics.clone(),
         )?;
         let settings = ConsumerSettings::new(config, &info.bootstrap_servers);
         Ok(Self {
@@ -105,8 +111,20 @@ impl Bus {
             }),
             info,
             publisher,
+            metrics,
+            calls: Arc::new(Calls::new(config.call_history)),
             settings,
         })
+    }
+
+    /// The host's metrics, counted by the API and the consume loops.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The record of recent handler calls.
+    pub fn calls(&self) -> &Arc<Calls> {
+        &self.calls
     }
 
     pub fn info(&self) -> &BrokerInfo {

@@ -2,7 +2,8 @@
 //! publish returns only once the broker has stored the event, so the API
 //! never answers 2xx for an event that is not on its topic.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -10,6 +11,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
 use crate::event::{Event, Topic};
+use crate::metrics::{Metrics, Source};
 use crate::runtime::{self, Outgoing};
 
 /// Where the broker stored an event.
@@ -64,12 +66,22 @@ fn is_permanent(code: RDKafkaErrorCode) -> bool {
 pub struct Pending {
     topic: String,
     delivery: DeliveryFuture,
+    source: Source,
+    enqueued: Instant,
+    metrics: Arc<Metrics>,
 }
 
 impl Pending {
     /// Waits for the broker to store the event (or for the producer to give
     /// up on it, after `PUBLISH_TIMEOUT_MS`).
     pub async fn acked(self) -> Result<Stored, PublishError> {
+        let (source, enqueued, metrics) = (self.source, self.enqueued, self.metrics.clone());
+        let result = self.wait().await;
+        metrics.sent(source, result.is_ok(), enqueued.elapsed());
+        result
+    }
+
+    async fn wait(self) -> Result<Stored, PublishError> {
         let reason = match self.delivery.await {
             Ok(Ok(delivery)) => {
                 return Ok(Stored {
@@ -96,10 +108,16 @@ fn linger_ms(linger: Duration) -> String {
 #[derive(Clone)]
 pub struct Publisher {
     producer: FutureProducer,
+    metrics: Arc<Metrics>,
 }
 
 impl Publisher {
-    pub fn new(brokers: &str, timeout: Duration, linger: Duration) -> anyhow::Result<Self> {
+    pub fn new(
+        brokers: &str,
+        timeout: Duration,
+        linger: Duration,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("client.id", "event-host")
@@ -110,26 +128,42 @@ impl Publisher {
             .set("linger.ms", linger_ms(linger))
             .set("message.timeout.ms", timeout.as_millis().to_string())
             .create()?;
-        Ok(Self { producer })
+        Ok(Self { producer, metrics })
+    }
+
+    /// Events handed over and not yet acknowledged by the broker.
+    pub fn queued(&self) -> u64 {
+        u64::try_from(self.producer.in_flight_count()).unwrap_or(0)
     }
 
     /// Publishes an event, keyed by user (or by id), with the headers
     /// `eventType`, `userId` (`anonymous` when none, as the original demo)
     /// and `eventId`.
-    pub async fn publish(&self, topic: &Topic, event: &Event) -> Result<Stored, PublishError> {
-        self.enqueue(topic, event)?.acked().await
+    pub async fn publish(
+        &self,
+        topic: &Topic,
+        event: &Event,
+        source: Source,
+    ) -> Result<Stored, PublishError> {
+        self.enqueue(topic, event, source)?.acked().await
     }
 
     /// Hands an event to the producer and returns without waiting for the
     /// broker. Events enqueued one after the other reach each partition in
     /// that order (the producer is idempotent).
-    pub fn enqueue(&self, topic: &Topic, event: &Event) -> Result<Pending, PublishError> {
+    pub fn enqueue(
+        &self,
+        topic: &Topic,
+        event: &Event,
+        source: Source,
+    ) -> Result<Pending, PublishError> {
         let payload = encode(topic, event)?;
         self.enqueue_raw(
             topic.as_str(),
             Some(event.key().as_bytes()),
             &payload,
             event_headers(event),
+            source,
         )
     }
 
@@ -139,6 +173,7 @@ impl Publisher {
     ///
     /// [`enqueue`]: Publisher::enqueue
     pub fn enqueue_outgoing(&self, out: &Outgoing) -> Result<Pending, PublishError> {
+        let source = Source::Handler;
         match out {
             Outgoing::Event {
                 topic,
@@ -149,7 +184,7 @@ impl Publisher {
                 let payload = encode(topic, event)?;
                 let key = key.as_deref().unwrap_or(event.key().as_bytes());
                 let headers = with_headers(event_headers(event), headers);
-                self.enqueue_raw(topic.as_str(), Some(key), &payload, headers)
+                self.enqueue_raw(topic.as_str(), Some(key), &payload, headers, source)
             }
             Outgoing::Message {
                 topic,
@@ -165,7 +200,7 @@ impl Publisher {
                 if let Some(value) = value {
                     record = record.payload(value);
                 }
-                self.send_record(topic.as_str(), record)
+                self.send_record(topic.as_str(), record, source)
             }
         }
     }
@@ -182,8 +217,9 @@ impl Publisher {
         key: Option<&[u8]>,
         payload: &[u8],
         headers: OwnedHeaders,
+        source: Source,
     ) -> Result<Stored, PublishError> {
-        self.enqueue_raw(topic, key, payload, headers)?
+        self.enqueue_raw(topic, key, payload, headers, source)?
             .acked()
             .await
     }
@@ -194,25 +230,34 @@ impl Publisher {
         key: Option<&[u8]>,
         payload: &[u8],
         headers: OwnedHeaders,
+        source: Source,
     ) -> Result<Pending, PublishError> {
         let mut record = FutureRecord::to(topic).payload(payload).headers(headers);
         if let Some(key) = key {
             record = record.key(key);
         }
-        self.send_record(topic, record)
+        self.send_record(topic, record, source)
     }
 
     fn send_record(
         &self,
         topic: &str,
         record: FutureRecord<'_, [u8], [u8]>,
+        source: Source,
     ) -> Result<Pending, PublishError> {
+        let enqueued = Instant::now();
         match self.producer.send_result(record) {
             Ok(delivery) => Ok(Pending {
                 topic: topic.to_string(),
                 delivery,
+                source,
+                enqueued,
+                metrics: self.metrics.clone(),
             }),
-            Err((e, _)) => Err(PublishError::from_kafka(topic, &e)),
+            Err((e, _)) => {
+                self.metrics.sent(source, false, enqueued.elapsed());
+                Err(PublishError::from_kafka(topic, &e))
+            }
         }
     }
 

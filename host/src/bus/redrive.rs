@@ -19,6 +19,7 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use super::Bus;
 use crate::event::Topic;
+use crate::metrics::Source;
 
 /// The header that marks a redriven event, naming its one handler.
 pub const HEADER: &str = "redrive.handler";
@@ -127,12 +128,14 @@ pub async fn redrive(bus: &Bus, handler: &str, topics: &[Topic]) -> anyhow::Resu
                 message.key(),
                 message.payload().unwrap_or_default(),
                 headers,
+                Source::Redrive,
             )
             .await?;
         report.redriven += 1;
     }
     tokio::task::block_in_place(|| consumer.commit(&end, CommitMode::Sync))
         .context("cannot record how far the redrive got")?;
+    bus.metrics().redriven(handler, report.redriven);
     tracing::info!(handler, ?report, "dead letters redriven");
     Ok(report)
 }

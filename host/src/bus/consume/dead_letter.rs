@@ -12,6 +12,7 @@ use super::Shared;
 use super::attempt;
 use super::lane::Done;
 use crate::event::Topic;
+use crate::metrics::Source;
 
 /// Why a message is set aside.
 pub struct Reason {
@@ -40,8 +41,13 @@ pub async fn send(
         "dead-lettering an event",
         || {
             let headers = headers(&message, &w.name, &reason);
-            w.publisher
-                .send(dlq.as_str(), message.key(), payload, headers)
+            w.publisher.send(
+                dlq.as_str(),
+                message.key(),
+                payload,
+                headers,
+                Source::DeadLetter,
+            )
         },
     )
     .await;
@@ -53,6 +59,7 @@ pub async fn send(
                 "event dead-lettered"
             );
             w.stats.dead_lettered();
+            w.metrics.topic(topic.as_str()).dead_lettered();
             Done::Finished
         }
         None => Done::Abandoned,

@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use rdkafka::Message;
 use rdkafka::message::{Headers, OwnedMessage};
@@ -20,10 +20,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::dead_letter::{self, Reason};
 use super::lane::Done;
-use super::outbox::{self, Published};
+use super::outbox;
 use super::{Shared, attempt};
+use crate::calls::{Call, Outcome, Published};
 use crate::event::Event;
-use crate::runtime::{Component, Delivery, Format, Header, Input, Slot};
+use crate::metrics::CallOutcome;
+use crate::runtime::{Component, Delivery, Format, Header, Input, Outgoing, Slot};
 
 /// The rest of an event's work once the handler returned: waiting for the
 /// broker to take what it published, or its dead letter.
@@ -38,8 +40,11 @@ pub async fn handle(
     component: &Component,
 ) -> Option<Finish> {
     let w = shared.as_ref();
+    let metrics = w.metrics.topic(message.topic());
+    metrics.consumed(age(&message));
     if redriven_for_another(&message, &w.name) {
         w.stats.skipped();
+        metrics.skipped();
         return Some(Box::pin(std::future::ready(Done::Finished)));
     }
     let input = match component.subscription().format(message.topic()) {
@@ -48,37 +53,77 @@ pub async fn handle(
             Ok(event) if component.subscription().wants(&event.event_type) => Input::Event(event),
             Ok(_) => {
                 w.stats.skipped();
+                metrics.skipped();
                 return Some(Box::pin(std::future::ready(Done::Finished)));
             }
-            Err(e) => return Some(dead_letter_now(shared, halt, message, e.to_string())),
+            Err(e) => {
+                let record = Record::start(shared, &message, component, None);
+                return Some(dead_letter_now(
+                    shared,
+                    halt,
+                    message,
+                    e.to_string(),
+                    record,
+                ));
+            }
         },
     };
+    let record = Record::start(shared, &message, component, Some(&input));
     let mut prepared = match component.prepare(input, delivery(&message, component)) {
         Ok(prepared) => prepared,
-        Err(e) => return Some(dead_letter_now(shared, halt, message, e.to_string())),
+        Err(e) => {
+            return Some(dead_letter_now(
+                shared,
+                halt,
+                message,
+                e.to_string(),
+                record,
+            ));
+        }
     };
     let policy = component.subscription().retry.unwrap_or(w.settings.retry);
     let retrying_since = Instant::now();
     let mut attempt = 1;
     loop {
         let result = {
-            let _call = tokio::select! {
-                permit = w.calls.acquire() => permit.ok()?,
-                () = halt.cancelled() => return None,
+            let waited = async {
+                let call = w.calls.acquire().await.ok()?;
+                let slot = instance_slot(w, halt, component).await?;
+                Some((call, slot))
             };
-            let slot = instance_slot(w, halt, component).await?;
+            let (_call, slot) = tokio::select! {
+                got = waited => got,
+                () = halt.cancelled() => None,
+            }
+            .or_else(|| {
+                record.abandoned(attempt - 1);
+                None
+            })?;
             let _running = w.stats.call();
-            component.handle(slot, &prepared).await
+            let started = Instant::now();
+            let result = component.handle(slot, &prepared).await;
+            let outcome = match &result {
+                Ok(_) => CallOutcome::Ok,
+                Err(f) => CallOutcome::from(f),
+            };
+            metrics.call(outcome, started.elapsed());
+            result
         };
         let failure = match result {
             Ok(outcome) => {
-                let published = outbox::publish(shared, halt, outcome.outbox).await?;
+                let mut record = record;
+                record.published(&outcome.outbox);
+                let Some(published) = outbox::publish(shared, halt, outcome.outbox).await else {
+                    record.abandoned(attempt);
+                    return None;
+                };
                 return Some(Box::pin(after_publish(
                     shared.clone(),
                     halt.clone(),
                     message,
                     published,
                     attempt,
+                    record,
                 )));
             }
             Err(f) => f,
@@ -90,6 +135,7 @@ pub async fn handle(
         w.stats.failed(failure.to_string());
         if halt.is_cancelled() {
             // Revoked or stopping: no retry here, and no dead letter either.
+            record.abandoned(attempt);
             return None;
         }
         let give_up = |error: String| -> Option<Finish> {
@@ -97,11 +143,12 @@ pub async fn handle(
                 error,
                 attempts: attempt,
             };
-            Some(Box::pin(dead_letter::send(
+            Some(Box::pin(dead_letter(
                 shared.clone(),
                 halt.clone(),
                 message.clone(),
                 reason,
+                record.clone(),
             )))
         };
         if !failure.is_retryable() || attempt >= policy.max_attempts {
@@ -115,11 +162,20 @@ pub async fn handle(
             ));
         }
         if !attempt::wait(halt, delay).await {
+            record.abandoned(attempt);
             return None;
         }
+        metrics.retried();
         attempt += 1;
         prepared.set_attempt(attempt);
     }
+}
+
+/// How old the message is by its Kafka timestamp, if it has one.
+fn age(message: &OwnedMessage) -> Option<std::time::Duration> {
+    let ms = u64::try_from(message.timestamp().to_millis()?).ok()?;
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    SystemTime::now().duration_since(at).ok()
 }
 
 /// Sets aside a message the handler cannot be given (not an envelope on an
@@ -129,15 +185,125 @@ fn dead_letter_now(
     halt: &CancellationToken,
     message: OwnedMessage,
     error: String,
+    record: Record,
 ) -> Finish {
     shared.stats.failed(error.clone());
     let reason = Reason { error, attempts: 0 };
-    Box::pin(dead_letter::send(
+    Box::pin(dead_letter(
         shared.clone(),
         halt.clone(),
         message,
         reason,
+        record,
     ))
+}
+
+/// Dead-letters the message and records how the call ended.
+async fn dead_letter(
+    shared: Arc<Shared>,
+    halt: CancellationToken,
+    message: OwnedMessage,
+    reason: Reason,
+    record: Record,
+) -> Done {
+    let (error, attempts) = (reason.error.clone(), reason.attempts);
+    let done = dead_letter::send(shared, halt, message, reason).await;
+    match done {
+        Done::Finished => record.finish(Outcome::DeadLettered, attempts, Some(error)),
+        Done::Abandoned => record.abandoned(attempts),
+    }
+    done
+}
+
+/// A call being recorded for the causal chain (see [`crate::calls`]).
+#[derive(Clone)]
+struct Record {
+    shared: Arc<Shared>,
+    started: Instant,
+    call: Option<Box<Call>>,
+}
+
+impl Record {
+    fn start(
+        shared: &Arc<Shared>,
+        message: &OwnedMessage,
+        component: &Component,
+        input: Option<&Input>,
+    ) -> Self {
+        let call = shared.history.is_on().then(|| {
+            let (event_id, event_type) = match input {
+                Some(Input::Event(e)) => (Some(e.id.clone()), Some(e.event_type.clone())),
+                _ => (header(message, "eventId"), header(message, "eventType")),
+            };
+            Box::new(Call {
+                handler: shared.name.clone(),
+                version: component.digest().to_string(),
+                topic: message.topic().to_string(),
+                partition: message.partition(),
+                offset: message.offset(),
+                event_id,
+                event_type,
+                trace_id: None,
+                attempts: 0,
+                outcome: Outcome::Abandoned,
+                error: None,
+                started_at: SystemTime::now(),
+                duration: Default::default(),
+                published: Vec::new(),
+            })
+        });
+        Self {
+            shared: shared.clone(),
+            started: Instant::now(),
+            call,
+        }
+    }
+
+    /// Notes what the handler published.
+    fn published(&mut self, outbox: &[Outgoing]) {
+        if let Some(call) = &mut self.call {
+            call.published = outbox.iter().map(published).collect();
+        }
+    }
+
+    fn finish(self, outcome: Outcome, attempts: u32, error: Option<String>) {
+        if let Some(mut call) = self.call {
+            call.outcome = outcome;
+            call.attempts = attempts;
+            call.error = error;
+            call.duration = self.started.elapsed();
+            self.shared.history.record(*call);
+        }
+    }
+
+    fn abandoned(&self, attempts: u32) {
+        self.clone().finish(Outcome::Abandoned, attempts, None);
+    }
+}
+
+fn published(out: &Outgoing) -> Published {
+    match out {
+        Outgoing::Event { topic, event, .. } => Published {
+            event_id: Some(event.id.clone()),
+            event_type: Some(event.event_type.clone()),
+            topic: topic.to_string(),
+        },
+        Outgoing::Message { topic, .. } => Published {
+            event_id: None,
+            event_type: None,
+            topic: topic.to_string(),
+        },
+    }
+}
+
+/// A header's value as text.
+fn header(message: &OwnedMessage, name: &str) -> Option<String> {
+    message
+        .headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// Where the message came from; its headers and timestamp only for a
@@ -189,19 +355,26 @@ async fn after_publish(
     shared: Arc<Shared>,
     halt: CancellationToken,
     message: OwnedMessage,
-    published: impl Future<Output = Published>,
+    published: impl Future<Output = outbox::Published>,
     attempts: u32,
+    record: Record,
 ) -> Done {
     match published.await {
-        Published::Done => {
+        outbox::Published::Done => {
             shared.stats.handled();
+            shared.metrics.topic(message.topic()).handled();
+            record.finish(Outcome::Handled, attempts, None);
             Done::Finished
         }
-        Published::Abandoned => Done::Abandoned,
-        Published::Refused(e) => {
+        outbox::Published::Abandoned => {
+            record.abandoned(attempts);
+            Done::Abandoned
+        }
+        outbox::Published::Refused(e) => {
             let error = format!("the broker refused an event the handler published: {e}");
             shared.stats.failed(error.clone());
-            dead_letter::send(shared, halt, message, Reason { error, attempts }).await
+            let reason = Reason { error, attempts };
+            dead_letter(shared, halt, message, reason, record).await
         }
     }
 }

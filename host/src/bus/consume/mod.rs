@@ -48,7 +48,9 @@ use worker::Worker;
 
 use super::publisher::Publisher;
 use super::{Bus, Topics};
+use crate::calls::Calls;
 use crate::config::OffsetReset;
+use crate::metrics::HandlerMetrics;
 use crate::runtime::{Component, RetryPolicy};
 use crate::stats::{ConsumerState, Stats};
 
@@ -120,6 +122,9 @@ struct Shared {
     topics: Arc<Topics>,
     settings: ConsumerSettings,
     stats: Arc<Stats>,
+    metrics: HandlerMetrics,
+    /// Where finished calls are recorded, for causal chains.
+    history: Arc<Calls>,
     state: Arc<ConsumerState>,
     /// Cancelled when the loop stops: every lane halts.
     stop: CancellationToken,
@@ -170,6 +175,8 @@ impl HandlerLoop {
             topics: bus.topics().clone(),
             settings: settings.clone(),
             stats,
+            metrics: bus.metrics().handler(name),
+            history: bus.calls().clone(),
             state: state.clone(),
             stop: stop.clone(),
             calls: Semaphore::new(settings.partition_concurrency.max(1)),

@@ -1,0 +1,73 @@
+//! `GET /metrics`, and the middleware that times every request.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::views::status;
+use crate::metrics::{HandlerSnapshot, Snapshot};
+use crate::registry::HandlerInfo;
+
+/// OpenMetrics text, which Prometheus scrapes natively.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `GET /metrics`.
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    let snapshot = Snapshot {
+        handlers: app
+            .registry()
+            .list()
+            .into_iter()
+            .map(handler_snapshot)
+            .collect(),
+        producer_queue: app.bus().publisher().queued(),
+        librdkafka: rdkafka::util::get_rdkafka_version().1,
+    };
+    match app.bus().metrics().render(&snapshot) {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
+            text,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn handler_snapshot(h: HandlerInfo) -> HandlerSnapshot {
+    HandlerSnapshot {
+        status: status(h.status),
+        version: h.version,
+        contract: h.contract.map(|c| c.name()),
+        instances: "fresh",
+        in_flight: h.counts.in_flight,
+        waiting_for_capacity: h.counts.waiting_for_capacity,
+        partitions: h.partitions,
+        lag: h.lag.unwrap_or_default(),
+        handed_over_unfinished: h.counts.handed_over_unfinished,
+        name: h.name,
+    }
+}
+
+/// Records each request's method, route pattern (never the raw path, whose
+/// ids would make the labels unbounded), status and duration.
+pub async fn track(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let response = next.run(request).await;
+    app.bus().metrics().http_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
