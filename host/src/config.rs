@@ -1,6 +1,7 @@
 //! Every setting of the host in one place: its flag, its environment
 //! variable and its default. `main` parses it; tests build it by hand.
 
+use crate::telemetry::LogFormat;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,6 +75,11 @@ pub struct Config {
     /// tail; 5–20 makes bigger batches still (BENCHMARKS.md has figures).
     #[arg(long = "linger-ms", env = "LINGER_MS", default_value = "0", value_parser = parse_linger)]
     pub linger: Duration,
+
+    /// How log lines are written: `text`, or `json` (one object per line,
+    /// with the trace and span ids of the call or request it was written in).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Handler calls kept in memory for `GET /calls` and the causal chains
     /// of `GET /events/:id/chain` and `GET /traces/:id` (about 1 KB each);

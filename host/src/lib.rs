@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod scaffold;
 pub mod stats;
 pub mod supervisor;
+pub mod telemetry;
 pub mod testing;
 mod watcher;
 

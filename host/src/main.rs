@@ -7,7 +7,6 @@ use anyhow::Context as _;
 use clap::Parser;
 use event_host::Config;
 use event_host::scaffold::Template;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -60,13 +59,13 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let config = cli.config;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn")),
-        )
-        .init();
-    tracing::info!(?config, "starting event-host");
+    // Kept to the end: dropping it exports the last spans.
+    let telemetry = event_host::telemetry::init(config.log_format)?;
+    tracing::info!(
+        ?config,
+        exporting_traces = telemetry.is_exporting(),
+        "starting event-host"
+    );
     let addr = config.listen_addr();
     let listener = tokio::net::TcpListener::bind(addr)
         .await

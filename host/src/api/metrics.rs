@@ -6,11 +6,13 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument as _;
 
 use super::AppState;
 use super::views::status;
 use crate::metrics::{HandlerSnapshot, Snapshot};
 use crate::registry::HandlerInfo;
+use crate::telemetry;
 
 /// OpenMetrics text, which Prometheus scrapes natively.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -52,8 +54,10 @@ fn handler_snapshot(h: HandlerInfo) -> HandlerSnapshot {
     }
 }
 
-/// Records each request's method, route pattern (never the raw path, whose
-/// ids would make the labels unbounded), status and duration.
+/// Makes each request a `{method} {route}` span (a child of the caller's
+/// `traceparent`, if it sent one), so the events it publishes carry the
+/// trace on; and records its method, route pattern (never the raw path,
+/// whose ids would make the labels unbounded), status and duration.
 pub async fn track(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_string();
@@ -62,12 +66,28 @@ pub async fn track(State(app): State<AppState>, request: Request, next: Next) ->
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let response = next.run(request).await;
-    app.bus().metrics().http_request(
-        &method,
-        &route,
-        response.status().as_u16(),
-        started.elapsed(),
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        "http.request.method" = %method,
+        "http.route" = %route,
+        "http.response.status_code" = tracing::field::Empty,
+        "url.path" = request.uri().path(),
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
     );
+    telemetry::parent_from_http(&span, request.headers());
+    telemetry::record_ids(&span);
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    app.bus()
+        .metrics()
+        .http_request(&method, &route, status, started.elapsed());
     response
 }

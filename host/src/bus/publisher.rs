@@ -13,6 +13,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use crate::event::{Event, Topic};
 use crate::metrics::{Metrics, Source};
 use crate::runtime::{self, Outgoing};
+use crate::telemetry::{TRACEPARENT, current_traceparent};
 
 /// Where the broker stored an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,11 +159,12 @@ impl Publisher {
         source: Source,
     ) -> Result<Pending, PublishError> {
         let payload = encode(topic, event)?;
+        let traceparent = current_traceparent();
         self.enqueue_raw(
             topic.as_str(),
             Some(event.key().as_bytes()),
             &payload,
-            event_headers(event),
+            event_headers(event, traceparent.as_deref()),
             source,
         )
     }
@@ -174,6 +176,8 @@ impl Publisher {
     /// [`enqueue`]: Publisher::enqueue
     pub fn enqueue_outgoing(&self, out: &Outgoing) -> Result<Pending, PublishError> {
         let source = Source::Handler;
+        let traceparent = current_traceparent();
+        let traced = traceparent.is_some();
         match out {
             Outgoing::Event {
                 topic,
@@ -183,7 +187,8 @@ impl Publisher {
             } => {
                 let payload = encode(topic, event)?;
                 let key = key.as_deref().unwrap_or(event.key().as_bytes());
-                let headers = with_headers(event_headers(event), headers);
+                let host = event_headers(event, traceparent.as_deref());
+                let headers = with_headers(host, headers, traced);
                 self.enqueue_raw(topic.as_str(), Some(key), &payload, headers, source)
             }
             Outgoing::Message {
@@ -192,7 +197,8 @@ impl Publisher {
                 value,
                 headers,
             } => {
-                let headers = with_headers(OwnedHeaders::new(), headers);
+                let host = with_traceparent(OwnedHeaders::new(), traceparent.as_deref());
+                let headers = with_headers(host, headers, traced);
                 let mut record = FutureRecord::<[u8], [u8]>::to(topic.as_str()).headers(headers);
                 if let Some(key) = key {
                     record = record.key(key);
@@ -270,9 +276,10 @@ impl Publisher {
 }
 
 /// The host's headers of an event: `eventType`, `userId` (`anonymous` when
-/// none, as the original demo) and `eventId`.
-fn event_headers(event: &Event) -> OwnedHeaders {
-    OwnedHeaders::new()
+/// none, as the original demo), `eventId`, and the `traceparent` of the
+/// span it is published in (an API request, a handler call).
+fn event_headers(event: &Event, traceparent: Option<&str>) -> OwnedHeaders {
+    let headers = OwnedHeaders::new()
         .insert(Header {
             key: "eventType",
             value: Some(event.event_type.as_str()),
@@ -284,11 +291,31 @@ fn event_headers(event: &Event) -> OwnedHeaders {
         .insert(Header {
             key: "eventId",
             value: Some(event.id.as_str()),
-        })
+        });
+    with_traceparent(headers, traceparent)
 }
 
-fn with_headers(mut to: OwnedHeaders, headers: &[runtime::Header]) -> OwnedHeaders {
+fn with_traceparent(headers: OwnedHeaders, traceparent: Option<&str>) -> OwnedHeaders {
+    match traceparent {
+        Some(tp) => headers.insert(Header {
+            key: TRACEPARENT,
+            value: Some(tp),
+        }),
+        None => headers,
+    }
+}
+
+/// Appends a handler's headers; its own `traceparent`, if any, gives way to
+/// the host's (one per message).
+fn with_headers(
+    mut to: OwnedHeaders,
+    headers: &[runtime::Header],
+    host_traced: bool,
+) -> OwnedHeaders {
     for h in headers {
+        if host_traced && h.name.eq_ignore_ascii_case(TRACEPARENT) {
+            continue;
+        }
         to = to.insert(Header {
             key: h.name.as_str(),
             value: h.value.as_deref(),

@@ -13,6 +13,7 @@ use super::attempt;
 use super::lane::Done;
 use crate::event::Topic;
 use crate::metrics::Source;
+use crate::telemetry::{TRACEPARENT, current_traceparent};
 
 /// Why a message is set aside.
 pub struct Reason {
@@ -66,11 +67,25 @@ pub async fn send(
     }
 }
 
-/// The message's own headers, then the `dlq.*` ones.
+/// The message's own headers, then the `dlq.*` ones. Its `traceparent` is
+/// replaced by the handler call's, so the dead letter can be followed back
+/// through the call to the request that caused it.
 fn headers(message: &OwnedMessage, handler: &str, reason: &Reason) -> OwnedHeaders {
+    headers_traced(message, handler, reason, current_traceparent().as_deref())
+}
+
+fn headers_traced(
+    message: &OwnedMessage,
+    handler: &str,
+    reason: &Reason,
+    traceparent: Option<&str>,
+) -> OwnedHeaders {
     let mut headers = OwnedHeaders::new();
+    let replaced = |key: &str| {
+        key.starts_with("dlq.") || (traceparent.is_some() && key.eq_ignore_ascii_case(TRACEPARENT))
+    };
     if let Some(original) = message.headers() {
-        for h in original.iter().filter(|h| !h.key.starts_with("dlq.")) {
+        for h in original.iter().filter(|h| !replaced(h.key)) {
             headers = headers.insert(Header {
                 key: h.key,
                 value: h.value,
@@ -93,6 +108,12 @@ fn headers(message: &OwnedMessage, handler: &str, reason: &Reason) -> OwnedHeade
             value: Some(value.as_str()),
         });
     }
+    if let Some(tp) = traceparent {
+        headers = headers.insert(Header {
+            key: TRACEPARENT,
+            value: Some(tp),
+        });
+    }
     headers
 }
 
@@ -111,6 +132,10 @@ mod tests {
             .insert(Header {
                 key: "dlq.error",
                 value: Some("an earlier failure"),
+            })
+            .insert(Header {
+                key: "traceparent",
+                value: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
             });
         let message = OwnedMessage::new(
             Some(b"{}".to_vec()),
@@ -125,7 +150,8 @@ mod tests {
             error: "trapped".into(),
             attempts: 3,
         };
-        let h = headers(&message, "echo", &reason);
+        let call = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01";
+        let h = headers_traced(&message, "echo", &reason, Some(call));
         let all: Vec<(String, String)> = h
             .iter()
             .map(|h| {
@@ -146,5 +172,6 @@ mod tests {
         assert_eq!(get("dlq.partition"), ["2"]);
         assert_eq!(get("dlq.offset"), ["41"]);
         assert_eq!(get("dlq.timestamp"), ["1700000000000"]);
+        assert_eq!(get("traceparent"), [call], "one traceparent: the call's");
     }
 }

@@ -17,6 +17,7 @@ use std::time::{Instant, SystemTime};
 use rdkafka::Message;
 use rdkafka::message::{Headers, OwnedMessage};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::dead_letter::{self, Reason};
 use super::lane::Done;
@@ -26,13 +27,16 @@ use crate::calls::{Call, Outcome, Published};
 use crate::event::Event;
 use crate::metrics::CallOutcome;
 use crate::runtime::{Component, Delivery, Format, Header, Input, Outgoing, Slot};
+use crate::telemetry;
 
 /// The rest of an event's work once the handler returned: waiting for the
 /// broker to take what it published, or its dead letter.
 pub type Finish = Pin<Box<dyn Future<Output = Done> + Send>>;
 
 /// Runs the handler on `message` and returns what must follow; `None` if the
-/// lane halted before the event was done or handed over.
+/// lane halted before the event was done or handed over. The call is a
+/// `process {topic}` span, a child of the trace context the message carries,
+/// and what follows runs in it too (its publishes carry it on).
 pub async fn handle(
     shared: &Arc<Shared>,
     halt: &CancellationToken,
@@ -48,27 +52,79 @@ pub async fn handle(
         return Some(Box::pin(std::future::ready(Done::Finished)));
     }
     let input = match component.subscription().format(message.topic()) {
-        Format::Raw => Input::Raw(message.payload().map(<[u8]>::to_vec)),
+        Format::Raw => Ok(Input::Raw(message.payload().map(<[u8]>::to_vec))),
         Format::Envelope => match Event::decode(message.payload().unwrap_or_default()) {
-            Ok(event) if component.subscription().wants(&event.event_type) => Input::Event(event),
+            Ok(event) if component.subscription().wants(&event.event_type) => {
+                Ok(Input::Event(event))
+            }
             Ok(_) => {
                 w.stats.skipped();
                 metrics.skipped();
                 return Some(Box::pin(std::future::ready(Done::Finished)));
             }
-            Err(e) => {
-                let record = Record::start(shared, &message, component, None);
-                return Some(dead_letter_now(
-                    shared,
-                    halt,
-                    message,
-                    e.to_string(),
-                    record,
-                ));
-            }
+            Err(e) => Err(e.to_string()),
         },
     };
-    let record = Record::start(shared, &message, component, Some(&input));
+    let span = process_span(w, &message, component, input.as_ref().ok());
+    let finish = run(shared, halt, message, component, input, &span)
+        .instrument(span.clone())
+        .await?;
+    Some(Box::pin(finish.instrument(span)))
+}
+
+/// The span of one handler call, with OpenTelemetry's messaging attributes.
+fn process_span(
+    w: &Shared,
+    message: &OwnedMessage,
+    component: &Component,
+    input: Option<&Input>,
+) -> tracing::Span {
+    let event_id = match input {
+        Some(Input::Event(e)) => Some(e.id.as_str()),
+        _ => None,
+    };
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format_args!("process {}", message.topic()),
+        otel.kind = "consumer",
+        otel.status_code = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+        messaging.system = "kafka",
+        "messaging.operation.type" = "process",
+        messaging.operation.name = "process",
+        messaging.destination.name = message.topic(),
+        messaging.destination.partition.id = %message.partition(),
+        messaging.consumer.group.name = %w.name,
+        messaging.kafka.offset = message.offset(),
+        messaging.message.id = event_id,
+        event_host.handler.version = component.digest(),
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    telemetry::parent_from_kafka(&span, message.headers());
+    telemetry::record_ids(&span);
+    span
+}
+
+/// [`handle`] inside its span.
+async fn run(
+    shared: &Arc<Shared>,
+    halt: &CancellationToken,
+    message: OwnedMessage,
+    component: &Component,
+    input: Result<Input, String>,
+    span: &tracing::Span,
+) -> Option<Finish> {
+    let w = shared.as_ref();
+    let metrics = w.metrics.topic(message.topic());
+    let input = match input {
+        Ok(input) => input,
+        Err(e) => {
+            let record = Record::start(shared, &message, component, None, span);
+            return Some(dead_letter_now(shared, halt, message, e, record));
+        }
+    };
+    let record = Record::start(shared, &message, component, Some(&input), span);
     let mut prepared = match component.prepare(input, delivery(&message, component)) {
         Ok(prepared) => prepared,
         Err(e) => {
@@ -221,6 +277,7 @@ struct Record {
     shared: Arc<Shared>,
     started: Instant,
     call: Option<Box<Call>>,
+    span: tracing::Span,
 }
 
 impl Record {
@@ -229,6 +286,7 @@ impl Record {
         message: &OwnedMessage,
         component: &Component,
         input: Option<&Input>,
+        span: &tracing::Span,
     ) -> Self {
         let call = shared.history.is_on().then(|| {
             let (event_id, event_type) = match input {
@@ -243,7 +301,7 @@ impl Record {
                 offset: message.offset(),
                 event_id,
                 event_type,
-                trace_id: None,
+                trace_id: telemetry::trace_id(span),
                 attempts: 0,
                 outcome: Outcome::Abandoned,
                 error: None,
@@ -256,6 +314,7 @@ impl Record {
             shared: shared.clone(),
             started: Instant::now(),
             call,
+            span: span.clone(),
         }
     }
 
@@ -267,6 +326,10 @@ impl Record {
     }
 
     fn finish(self, outcome: Outcome, attempts: u32, error: Option<String>) {
+        if outcome == Outcome::DeadLettered {
+            self.span.record("otel.status_code", "ERROR");
+            self.span.record("error.type", "dead_lettered");
+        }
         if let Some(mut call) = self.call {
             call.outcome = outcome;
             call.attempts = attempts;

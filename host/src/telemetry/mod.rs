@@ -1,0 +1,136 @@
+//! Logs and traces. Logs go to stderr as text or, with `LOG_FORMAT=json`,
+//! one JSON object per line carrying the trace and span ids of the handler
+//! call or request it was written in. Traces follow an event through every
+//! handler: W3C trace context travels in the `traceparent` header of each
+//! Kafka message, and each API request and handler call is a span.
+//!
+//! Spans are exported over OTLP (HTTP/protobuf) only when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is
+//! set, with the standard `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER` and
+//! `OTEL_TRACES_SAMPLER_ARG`. Otherwise nothing is sampled: spans still carry
+//! trace context from event to event, but record and export nothing.
+//!
+//! Attributes follow OpenTelemetry's semantic conventions 1.42.0 (see
+//! [`SEMCONV_VERSION`]).
+
+mod context;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+pub use context::{
+    TRACEPARENT, current_traceparent, parent_from_http, parent_from_kafka, record_ids, trace_id,
+};
+
+/// The semantic conventions the spans' attributes follow.
+pub const SEMCONV_VERSION: &str = "1.42.0";
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, with the current span's fields (trace and
+    /// span ids included).
+    Json,
+}
+
+/// Keeps the tracer provider: dropping it exports what is left.
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+    exporting: bool,
+}
+
+impl Telemetry {
+    /// Whether spans are exported.
+    pub fn is_exporting(&self) -> bool {
+        self.exporting
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Err(e) = self.provider.shutdown() {
+            eprintln!("traces: cannot export the last spans: {e}");
+        }
+    }
+}
+
+fn endpoint_set() -> bool {
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()))
+}
+
+/// Installs logging and tracing for the process. `RUST_LOG` filters the log
+/// lines (default `info,rdkafka=warn`); spans are made for the host's own
+/// API requests and handler calls whatever it says.
+pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let exporting = endpoint_set();
+    let provider = if exporting {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()?;
+        // The sampler and the resource (service name) come from the
+        // standard OTEL_* variables.
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(
+                opentelemetry_sdk::Resource::builder()
+                    .with_service_name(service_name())
+                    .build(),
+            )
+            .build()
+    } else {
+        SdkTracerProvider::builder()
+            .with_sampler(Sampler::AlwaysOff)
+            .build()
+    };
+    let tracer = provider.tracer("event-host");
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn"));
+    let fmt = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed(),
+    };
+    // Only the host's own spans: the exporter's HTTP client must not trace
+    // itself.
+    let spans = Targets::new()
+        .with_target("event_host", LevelFilter::INFO)
+        .with_default(LevelFilter::OFF);
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(spans),
+        )
+        .try_init()?;
+    Ok(Telemetry {
+        provider,
+        exporting,
+    })
+}
+
+/// `OTEL_SERVICE_NAME`, else `event-host`.
+fn service_name() -> String {
+    std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "event-host".to_string())
+}
