@@ -8,6 +8,7 @@ mod error;
 mod fields;
 mod handlers;
 mod metrics;
+mod ui;
 mod views;
 
 use std::sync::Arc;
@@ -177,6 +178,7 @@ pub fn router(state: AppState) -> Router {
         .route("/calls", get(calls::recent))
         .route("/events/{id}/chain", get(calls::chain))
         .route("/traces/{id}", get(calls::trace))
+        .merge(ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))

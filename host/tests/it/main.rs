@@ -20,3 +20,4 @@ mod polyglot;
 mod resilience;
 mod scaffold;
 mod scale_out;
+mod ui;
