@@ -59,7 +59,8 @@ impl OutgoingEvent {
         self
     }
 
-    /// A header, sent after the host's own (`eventType`, `userId`, `eventId`).
+    /// A header, sent after the host's own (`eventType`, `userId`, `eventId`,
+    /// `traceparent`; a `traceparent` of its own gives way to the host's).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
         self.headers.push(Header {
             name: name.into(),

@@ -76,6 +76,16 @@ fn endpoint_set() -> bool {
 /// lines (default `info,rdkafka=warn`); spans are made for the host's own
 /// API requests and handler calls whatever it says.
 pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
+    install(format, false)
+}
+
+/// Like [`init`], with log lines written where the test harness captures
+/// them (for hosts run inside tests).
+pub fn init_for_tests() -> anyhow::Result<Telemetry> {
+    install(LogFormat::Text, true)
+}
+
+fn install(format: LogFormat, for_tests: bool) -> anyhow::Result<Telemetry> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let exporting = endpoint_set();
     let provider = if exporting {
@@ -100,9 +110,10 @@ pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
     let tracer = provider.tracer("event-host");
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn"));
-    let fmt = match format {
-        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer()
+    let fmt = match (format, for_tests) {
+        (LogFormat::Text, false) => tracing_subscriber::fmt::layer().boxed(),
+        (LogFormat::Text, true) => tracing_subscriber::fmt::layer().with_test_writer().boxed(),
+        (LogFormat::Json, _) => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(false)

@@ -288,17 +288,11 @@ impl Drop for TestHost {
     }
 }
 
+/// The host's own logging and tracing, once per test process: in-process
+/// hosts then carry trace context exactly as the binary does.
 fn init_logging() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "info,rdkafka=warn".into()),
-            )
-            .with_test_writer()
-            .try_init();
-    });
+    static TELEMETRY: OnceLock<Option<event_host::telemetry::Telemetry>> = OnceLock::new();
+    TELEMETRY.get_or_init(|| event_host::telemetry::init_for_tests().ok());
 }
 
 /// One consumed message.
@@ -612,12 +606,14 @@ impl HostProcess {
             log: Vec::new(),
         };
         let listening = host.wait_for("API listening on http://");
+        // The address ends where the line (text) or the message (JSON) does.
         host.addr = listening
             .rsplit("http://")
             .next()
             .unwrap()
-            .trim()
-            .to_string();
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c))
+            .collect();
         host
     }
 
