@@ -20,6 +20,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::FilterExt as _;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -110,13 +111,28 @@ fn install(format: LogFormat, for_tests: bool) -> anyhow::Result<Telemetry> {
     let tracer = provider.tracer("event-host");
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn"));
-    let fmt = match (format, for_tests) {
-        (LogFormat::Text, false) => tracing_subscriber::fmt::layer().boxed(),
-        (LogFormat::Text, true) => tracing_subscriber::fmt::layer().with_test_writer().boxed(),
-        (LogFormat::Json, _) => tracing_subscriber::fmt::layer()
+    // Text lines stay short: without the spans, whose fields the fmt layer
+    // would otherwise also format, once per event. JSON lines carry the
+    // current span (its trace and span ids).
+    let fmt = match format {
+        LogFormat::Text => {
+            // Not `is_event`: `enabled!` checks (hints) must pass as events do.
+            let events_only = tracing_subscriber::filter::filter_fn(|m| !m.is_span());
+            let layer = tracing_subscriber::fmt::layer();
+            if for_tests {
+                layer
+                    .with_test_writer()
+                    .with_filter(filter.and(events_only))
+                    .boxed()
+            } else {
+                layer.with_filter(filter.and(events_only)).boxed()
+            }
+        }
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(false)
+            .with_filter(filter)
             .boxed(),
     };
     // Only the host's own spans: the exporter's HTTP client must not trace
@@ -125,7 +141,7 @@ fn install(format: LogFormat, for_tests: bool) -> anyhow::Result<Telemetry> {
         .with_target("event_host", LevelFilter::INFO)
         .with_default(LevelFilter::OFF);
     tracing_subscriber::registry()
-        .with(fmt.with_filter(filter))
+        .with(fmt)
         .with(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
