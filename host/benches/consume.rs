@@ -31,6 +31,7 @@
 //! | `CONSUME_SIDES` | `raw,host,pipeline` | which sides to run: the raw loops, the host running the no-op handler, the host skipping every event (no instance: its own per-event cost) |
 //! | `CONSUME_ROUNDS` | 1 | drains per case and side, alternating raw and host; above 1 the report adds each side's median |
 //! | `CONSUME_RAW_PREFETCH_KIB` | the host's `PREFETCH_KIB` | the raw loops' `queued.max.messages.kbytes` |
+//! | `CONSUME_TELEMETRY` | `unsampled` | host drains on tansu, once per mode listed: `off` (no trace layer, no call history), `unsampled` (the default host: spans carry context, nothing sampled), `sampled` (every trace sampled and exported over OTLP to a receiver in this process that discards it) |
 //! | `CONSUME_SMOKE` | unset | `1`: 2000 events, 3 partitions, 1 idle handler: checks that it runs |
 
 #[path = "../tests/it/support/mod.rs"]
@@ -62,6 +63,8 @@ const IDLE_COMPONENT: &str = "user-handler.wasm";
 /// The host sides: the no-op handler runs on every event; the skipping one
 /// runs on none (the host decodes each event and stores its offset).
 const NOOP: &str = "host, no-op handler";
+const NOOP_QUIET: &str = "host, no-op, tracing+history off";
+const NOOP_SAMPLED: &str = "host, no-op, every trace sampled";
 const PIPELINE: &str = "host, every event skipped";
 /// Set in a child process that runs one host drain on tansu.
 const CHILD: &str = "CONSUME_CHILD_HOST_RUN";
@@ -84,6 +87,49 @@ struct Settings {
     raw: bool,
     host: bool,
     pipeline: bool,
+    /// The host's telemetry modes to drain with (on tansu).
+    telemetry: Vec<Telemetry>,
+}
+
+/// What a host drain traces and records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Telemetry {
+    /// No trace layer and no call history.
+    Off,
+    /// As the host runs by default.
+    Unsampled,
+    /// Every trace sampled and exported.
+    Sampled,
+}
+
+impl Telemetry {
+    fn side(self) -> &'static str {
+        match self {
+            Telemetry::Off => NOOP_QUIET,
+            Telemetry::Unsampled => NOOP,
+            Telemetry::Sampled => NOOP_SAMPLED,
+        }
+    }
+
+    /// The child host's environment for this mode.
+    fn env(self, receiver: Option<&str>) -> Vec<(&'static str, String)> {
+        match self {
+            Telemetry::Off => vec![("EVENT_HOST_TELEMETRY", "off".into())],
+            Telemetry::Unsampled => vec![],
+            Telemetry::Sampled => vec![
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    receiver.expect("a receiver").to_string(),
+                ),
+                ("OTEL_TRACES_SAMPLER", "always_on".into()),
+                // Exported every 200 ms, without dropping any for a full
+                // queue at drain rates.
+                ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
+                ("OTEL_BSP_MAX_QUEUE_SIZE", "262144".into()),
+                ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "8192".into()),
+            ],
+        }
+    }
 }
 
 fn settings() -> Settings {
@@ -113,6 +159,15 @@ fn settings() -> Settings {
     {
         panic!("CONSUME_SIDES: unknown side {other:?}");
     }
+    let telemetry = var::<String>("CONSUME_TELEMETRY", "unsampled")
+        .iter()
+        .map(|t| match t.as_str() {
+            "off" => Telemetry::Off,
+            "unsampled" => Telemetry::Unsampled,
+            "sampled" => Telemetry::Sampled,
+            other => panic!("CONSUME_TELEMETRY: unknown mode {other:?}"),
+        })
+        .collect::<Vec<_>>();
     let side = |name: &str| sides.iter().any(|s| s == name);
     let (raw, host, pipeline) = (side("raw"), side("host"), side("pipeline"));
     if std::env::var_os("CONSUME_SMOKE").is_some_and(|v| v != "0") {
@@ -125,6 +180,7 @@ fn settings() -> Settings {
             raw,
             host,
             pipeline,
+            telemetry,
         };
     }
     Settings {
@@ -136,6 +192,7 @@ fn settings() -> Settings {
         raw,
         host,
         pipeline,
+        telemetry,
     }
 }
 
@@ -358,6 +415,12 @@ async fn main() {
         s.rounds
     );
 
+    // Where sampled host runs export their spans: a receiver that discards.
+    let receiver = if s.telemetry.contains(&Telemetry::Sampled) {
+        Some(discarding_otlp_receiver().await)
+    } else {
+        None
+    };
     let mut runs = Vec::new();
     for &kind in &s.brokers {
         for (i, &partitions) in s.partitions.iter().enumerate() {
@@ -389,7 +452,8 @@ async fn main() {
                 if s.pipeline {
                     let name = format!("skip-p{partitions}-r{round}");
                     let handler = (PIPELINE, skip_path.as_path());
-                    let run = host_drain(&broker, partitions, 0, &name, events, handler).await;
+                    let run =
+                        host_drain(&broker, partitions, 0, &name, events, handler, &[]).await;
                     print_run(&run);
                     runs.push(run);
                 }
@@ -397,11 +461,22 @@ async fn main() {
                     continue;
                 }
                 for &idle in &idle_counts {
-                    let name = format!("drain-p{partitions}-i{idle}-r{round}");
-                    let handler = (NOOP, noop_path.as_path());
-                    let run = host_drain(&broker, partitions, idle, &name, events, handler).await;
-                    print_run(&run);
-                    runs.push(run);
+                    // Telemetry modes side by side on tansu (a child
+                    // process each); the embedded host runs as it is.
+                    let modes = match kind {
+                        BrokerKind::Tansu => s.telemetry.clone(),
+                        BrokerKind::Embedded => vec![Telemetry::Unsampled],
+                    };
+                    for mode in modes {
+                        let name = format!("drain-p{partitions}-i{idle}-r{round}-{mode:?}");
+                        let handler = (mode.side(), noop_path.as_path());
+                        let env = mode.env(receiver.as_deref());
+                        let run =
+                            host_drain(&broker, partitions, idle, &name, events, handler, &env)
+                                .await;
+                        print_run(&run);
+                        runs.push(run);
+                    }
                 }
             }
             if let Broker::Embedded { host, dir, .. } = broker {
@@ -411,6 +486,18 @@ async fn main() {
         }
     }
     report(&runs);
+}
+
+/// An OTLP/HTTP endpoint that takes every export and discards it.
+async fn discarding_otlp_receiver() -> String {
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(|_: axum::body::Bytes| async { "" }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    endpoint
 }
 
 /// Builds the no-op test handler (like `support::test_component` does for
@@ -670,6 +757,7 @@ async fn host_drain(
     name: &str,
     events: u64,
     (side, noop): (&'static str, &Path),
+    env: &[(&'static str, String)],
 ) -> Run {
     let (time, handled, rss, cpu, broker_cpu) = match broker {
         Broker::Tansu(tansu) => {
@@ -680,6 +768,7 @@ async fn host_drain(
             );
             let child = tokio::process::Command::new(std::env::current_exe().unwrap())
                 .env(CHILD, spec)
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .stderr(std::process::Stdio::inherit())
                 .output()
                 .await
@@ -765,6 +854,9 @@ async fn child_host_run(spec: &str) {
     }
     let mut c = config(&dir, Some(bootstrap));
     c.topic_partitions = partitions;
+    if std::env::var("EVENT_HOST_TELEMETRY").as_deref() == Ok("off") {
+        c.call_history = 0;
+    }
     let host = TestHost::start(c).await;
     let (_, handlers) = host.get("/handlers").await;
     assert_eq!(handlers.as_array().map(Vec::len), Some(idle), "{handlers}");

@@ -290,9 +290,23 @@ impl Drop for TestHost {
 
 /// The host's own logging and tracing, once per test process: in-process
 /// hosts then carry trace context exactly as the binary does.
+/// `EVENT_HOST_TELEMETRY=off` logs without the trace layer (the consume
+/// benchmark compares the two).
 fn init_logging() {
     static TELEMETRY: OnceLock<Option<event_host::telemetry::Telemetry>> = OnceLock::new();
-    TELEMETRY.get_or_init(|| event_host::telemetry::init_for_tests().ok());
+    TELEMETRY.get_or_init(|| {
+        if std::env::var("EVENT_HOST_TELEMETRY").as_deref() == Ok("off") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info,rdkafka=warn".into()),
+                )
+                .with_test_writer()
+                .try_init();
+            return None;
+        }
+        event_host::telemetry::init_for_tests().ok()
+    });
 }
 
 /// One consumed message.
