@@ -468,7 +468,10 @@ async fn main() {
                         BrokerKind::Embedded => vec![Telemetry::Unsampled],
                     };
                     for mode in modes {
-                        let name = format!("drain-p{partitions}-i{idle}-r{round}-{mode:?}");
+                        let name = format!(
+                            "drain-p{partitions}-i{idle}-r{round}-{}",
+                            format!("{mode:?}").to_lowercase()
+                        );
                         let handler = (mode.side(), noop_path.as_path());
                         let env = mode.env(receiver.as_deref());
                         let run =

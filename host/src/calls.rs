@@ -30,8 +30,8 @@ pub struct Published {
 /// One handler call on one event: every attempt, to its end.
 #[derive(Debug, Clone)]
 pub struct Call {
-    pub handler: String,
-    pub version: String,
+    pub handler: Arc<str>,
+    pub version: Arc<str>,
     pub topic: String,
     pub partition: i32,
     pub offset: i64,

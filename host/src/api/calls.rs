@@ -76,8 +76,8 @@ fn outcome(o: Outcome) -> &'static str {
 
 fn call_view(c: &Call, published: Vec<PublishedView>) -> CallView {
     CallView {
-        handler: c.handler.clone(),
-        version: c.version.clone(),
+        handler: c.handler.to_string(),
+        version: c.version.to_string(),
         topic: c.topic.clone(),
         partition: c.partition,
         offset: c.offset,

@@ -13,6 +13,8 @@ use super::views::status;
 use crate::metrics::{HandlerSnapshot, Snapshot};
 use crate::registry::HandlerInfo;
 use crate::telemetry;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 
 /// OpenMetrics text, which Prometheus scrapes natively.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -66,25 +68,27 @@ pub async fn track(State(app): State<AppState>, request: Request, next: Next) ->
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let span = tracing::info_span!(
+    let parent = telemetry::parent_from_http(request.headers());
+    let span = telemetry::Span::start(SpanKind::Server, parent, || {
+        let attributes = vec![
+            KeyValue::new("http.request.method", method.clone()),
+            KeyValue::new("http.route", route.clone()),
+            KeyValue::new("url.path", request.uri().path().to_string()),
+        ];
+        (format!("{method} {route}"), attributes)
+    });
+    let log = tracing::info_span!(
         "request",
-        otel.name = %format_args!("{method} {route}"),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        "http.request.method" = %method,
-        "http.route" = %route,
-        "http.response.status_code" = tracing::field::Empty,
-        "url.path" = request.uri().path(),
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
+        trace_id = %span.trace_id(),
+        span_id = %span.span_id(),
+        method = %method,
+        route = %route,
     );
-    telemetry::parent_from_http(&span, request.headers());
-    telemetry::record_ids(&span);
-    let response = next.run(request).instrument(span.clone()).await;
+    let response = span.clone().scope(next.run(request)).instrument(log).await;
     let status = response.status().as_u16();
-    span.record("http.response.status_code", status);
+    span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
     if response.status().is_server_error() {
-        span.record("otel.status_code", "ERROR");
+        span.fail("server_error");
     }
     app.bus()
         .metrics()

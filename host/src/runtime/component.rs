@@ -20,7 +20,7 @@ pub struct Component(pub(super) Arc<Inner>);
 
 pub(super) struct Inner {
     pub name: String,
-    pub digest: String,
+    pub digest: Arc<str>,
     pub loaded_at: SystemTime,
     pub subscription: Subscription,
     pub pre: Pre,
@@ -58,6 +58,11 @@ impl Component {
     /// A hash of the component's bytes, naming this version.
     pub fn digest(&self) -> &str {
         &self.0.digest
+    }
+
+    /// The digest, shared (for records that outlive the component).
+    pub fn digest_shared(&self) -> Arc<str> {
+        self.0.digest.clone()
     }
 
     pub fn loaded_at(&self) -> SystemTime {

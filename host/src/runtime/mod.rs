@@ -175,7 +175,7 @@ impl Runtime {
         tracing::debug!(handler = name, contract = %pre.contract(), elapsed = ?started.elapsed(), "component compiled and described");
         Ok(Component(Arc::new(component::Inner {
             name: name.to_string(),
-            digest,
+            digest: digest.into(),
             loaded_at: SystemTime::now(),
             subscription,
             pre,

@@ -1,13 +1,37 @@
 //! W3C trace context in and out of Kafka headers and HTTP requests, and the
-//! ids of the current span.
+//! span of the request or handler call running now.
+//!
+//! A span here is an OpenTelemetry [`Context`] holding it. When spans are
+//! exported, it is a real SDK span (recording only if sampled). Otherwise it
+//! is only a context: the caller's trace id (or a new one) and a new span
+//! id, made without the SDK, so that carrying trace context from event to
+//! event costs next to nothing.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::propagation::{Extractor, Injector};
-use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    Tracer as _,
+};
+use opentelemetry::{Context, KeyValue};
 use rdkafka::message::{Headers, OwnedHeaders};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The header W3C trace context travels in.
 pub const TRACEPARENT: &str = "traceparent";
+
+/// Whether spans are exported (set once, at start-up).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+pub(super) fn set_exporting(on: bool) {
+    EXPORTING.store(on, Ordering::Relaxed);
+}
+
+tokio::task_local! {
+    /// The span of the request or handler call this task works for.
+    static CURRENT: Span;
+}
 
 /// A Kafka message's headers, read for trace context.
 struct KafkaHeaders<'a>(&'a OwnedHeaders);
@@ -26,9 +50,9 @@ impl Extractor for KafkaHeaders<'_> {
 }
 
 /// An HTTP request's headers, read for trace context.
-pub struct HeaderExtractor<'a>(pub &'a axum::http::HeaderMap);
+struct HttpHeaders<'a>(&'a axum::http::HeaderMap);
 
-impl Extractor for HeaderExtractor<'_> {
+impl Extractor for HttpHeaders<'_> {
     fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).and_then(|v| v.to_str().ok())
     }
@@ -38,23 +62,103 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// Makes `span` a child of the trace context `headers` carry, if any.
-pub fn parent_from_kafka(span: &tracing::Span, headers: Option<&OwnedHeaders>) {
-    if let Some(headers) = headers {
-        set_parent(span, &KafkaHeaders(headers));
+fn extract(carrier: &dyn Extractor) -> Option<SpanContext> {
+    carrier.get(TRACEPARENT)?;
+    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(carrier));
+    let parent = cx.span().span_context().clone();
+    parent.is_valid().then_some(parent)
+}
+
+/// The trace context a Kafka message carries, if any.
+pub fn parent_from_kafka(headers: Option<&OwnedHeaders>) -> Option<SpanContext> {
+    extract(&KafkaHeaders(headers?))
+}
+
+/// The trace context an HTTP request carries, if any.
+pub fn parent_from_http(headers: &axum::http::HeaderMap) -> Option<SpanContext> {
+    extract(&HttpHeaders(headers))
+}
+
+/// One request's or handler call's span. Clones share it; it ends when the
+/// last clone is dropped.
+#[derive(Clone)]
+pub struct Span(Context);
+
+impl Span {
+    /// Starts a span, a child of `parent` if there is one. `describe` gives
+    /// its name and attributes, asked for only when spans are exported.
+    pub fn start(
+        kind: SpanKind,
+        parent: Option<SpanContext>,
+        describe: impl FnOnce() -> (String, Vec<KeyValue>),
+    ) -> Self {
+        let parent_cx = match parent {
+            Some(p) => Context::new().with_remote_span_context(p),
+            None => Context::new(),
+        };
+        if EXPORTING.load(Ordering::Relaxed) {
+            let tracer = opentelemetry::global::tracer("event-host");
+            let (name, attributes) = describe();
+            let span = tracer
+                .span_builder(name)
+                .with_kind(kind)
+                .start_with_context(&tracer, &parent_cx);
+            let cx = parent_cx.with_span(span);
+            // The sampler has decided: attributes only for a span it keeps.
+            if cx.span().is_recording() {
+                cx.span().set_attributes(attributes);
+            }
+            return Self(cx);
+        }
+        let (trace_id, flags) = match parent_cx.span().span_context() {
+            p if p.is_valid() => (p.trace_id(), p.trace_flags()),
+            _ => (
+                TraceId::from(fastrand::u128(1..)),
+                TraceFlags::default(),
+            ),
+        };
+        let context = SpanContext::new(
+            trace_id,
+            SpanId::from(fastrand::u64(1..)),
+            flags,
+            false,
+            TraceState::default(),
+        );
+        Self(Context::new().with_remote_span_context(context))
     }
-}
 
-/// Makes `span` a child of the trace context of an HTTP request, if any.
-pub fn parent_from_http(span: &tracing::Span, headers: &axum::http::HeaderMap) {
-    set_parent(span, &HeaderExtractor(headers));
-}
+    pub fn context(&self) -> SpanContext {
+        self.0.span().span_context().clone()
+    }
 
-fn set_parent(span: &tracing::Span, carrier: &dyn Extractor) {
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(carrier));
-    if parent.span().span_context().is_valid() {
-        // Fails only for a span already started (never here) or disabled.
-        let _ = span.set_parent(parent);
+    pub fn trace_id(&self) -> String {
+        self.0.span().span_context().trace_id().to_string()
+    }
+
+    pub fn span_id(&self) -> String {
+        self.0.span().span_context().span_id().to_string()
+    }
+
+    /// Adds an attribute (kept only by a recording span).
+    pub fn set_attribute(&self, attribute: KeyValue) {
+        let span = self.0.span();
+        if span.is_recording() {
+            span.set_attribute(attribute);
+        }
+    }
+
+    /// Marks the span failed, with `error.type`.
+    pub fn fail(&self, error_type: &'static str) {
+        let span = self.0.span();
+        if span.is_recording() {
+            span.set_attribute(KeyValue::new("error.type", error_type));
+            span.set_status(Status::error(error_type));
+        }
+    }
+
+    /// Runs `f` as this span's work: events published inside carry it.
+    pub async fn scope<F: Future>(self, f: F) -> F::Output {
+        CURRENT.scope(self, f).await
     }
 }
 
@@ -70,32 +174,15 @@ impl Injector for One {
     }
 }
 
-/// The `traceparent` of the current span (an API request, a handler call),
-/// for the events published inside it; `None` outside of one.
+/// The `traceparent` of the span this task works for (an API request, a
+/// handler call), for the events published in it; `None` outside of one.
 pub fn current_traceparent() -> Option<String> {
-    let cx = tracing::Span::current().context();
-    if !cx.span().span_context().is_valid() {
-        return None;
-    }
-    let mut one = One::default();
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut one));
-    one.0
-}
-
-/// The trace id of `span`, if it belongs to a trace.
-pub fn trace_id(span: &tracing::Span) -> Option<String> {
-    let cx = span.context();
-    let sc = cx.span().span_context().clone();
-    sc.is_valid().then(|| sc.trace_id().to_string())
-}
-
-/// Fills `span`'s `trace_id` and `span_id` fields, so every log line written
-/// inside it carries them.
-pub fn record_ids(span: &tracing::Span) {
-    let cx = span.context();
-    let sc = cx.span().span_context().clone();
-    if sc.is_valid() {
-        span.record("trace_id", tracing::field::display(sc.trace_id()));
-        span.record("span_id", tracing::field::display(sc.span_id()));
-    }
+    CURRENT
+        .try_with(|span| {
+            let mut one = One::default();
+            opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&span.0, &mut one));
+            one.0
+        })
+        .ok()
+        .flatten()
 }

@@ -7,27 +7,26 @@
 //! Spans are exported over OTLP (HTTP/protobuf) only when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is
 //! set, with the standard `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER` and
-//! `OTEL_TRACES_SAMPLER_ARG`. Otherwise nothing is sampled: spans still carry
-//! trace context from event to event, but record and export nothing.
+//! `OTEL_TRACES_SAMPLER_ARG`. Otherwise there is no SDK span at all: trace
+//! context still travels from event to event (see [`Span`]).
+//!
+//! Log lines inside a request or call are in a `tracing` span carrying the
+//! trace and span ids, which the JSON format writes with every line.
 //!
 //! Attributes follow OpenTelemetry's semantic conventions 1.42.0 (see
 //! [`SEMCONV_VERSION`]).
 
 mod context;
 
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::FilterExt as _;
-use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-pub use context::{
-    TRACEPARENT, current_traceparent, parent_from_http, parent_from_kafka, record_ids, trace_id,
-};
+pub use context::{Span, TRACEPARENT, current_traceparent, parent_from_http, parent_from_kafka};
 
 /// The semantic conventions the spans' attributes follow.
 pub const SEMCONV_VERSION: &str = "1.42.0";
@@ -43,22 +42,22 @@ pub enum LogFormat {
     Json,
 }
 
-/// Keeps the tracer provider: dropping it exports what is left.
+/// Keeps the tracer provider, if spans are exported: dropping it exports
+/// what is left.
 pub struct Telemetry {
-    provider: SdkTracerProvider,
-    exporting: bool,
+    provider: Option<SdkTracerProvider>,
 }
 
 impl Telemetry {
     /// Whether spans are exported.
     pub fn is_exporting(&self) -> bool {
-        self.exporting
+        self.provider.is_some()
     }
 }
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
-        if let Err(e) = self.provider.shutdown() {
+        if let Some(Err(e)) = self.provider.as_ref().map(SdkTracerProvider::shutdown) {
             eprintln!("traces: cannot export the last spans: {e}");
         }
     }
@@ -95,20 +94,20 @@ fn install(format: LogFormat, for_tests: bool) -> anyhow::Result<Telemetry> {
             .build()?;
         // The sampler and the resource (service name) come from the
         // standard OTEL_* variables.
-        SdkTracerProvider::builder()
+        let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
             .with_resource(
                 opentelemetry_sdk::Resource::builder()
                     .with_service_name(service_name())
                     .build(),
             )
-            .build()
+            .build();
+        opentelemetry::global::set_tracer_provider(provider.clone());
+        Some(provider)
     } else {
-        SdkTracerProvider::builder()
-            .with_sampler(Sampler::AlwaysOff)
-            .build()
+        None
     };
-    let tracer = provider.tracer("event-host");
+    context::set_exporting(exporting);
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn"));
     // Text lines stay short: without the spans, whose fields the fmt layer
@@ -135,23 +134,8 @@ fn install(format: LogFormat, for_tests: bool) -> anyhow::Result<Telemetry> {
             .with_filter(filter)
             .boxed(),
     };
-    // Only the host's own spans: the exporter's HTTP client must not trace
-    // itself.
-    let spans = Targets::new()
-        .with_target("event_host", LevelFilter::INFO)
-        .with_default(LevelFilter::OFF);
-    tracing_subscriber::registry()
-        .with(fmt)
-        .with(
-            tracing_opentelemetry::layer()
-                .with_tracer(tracer)
-                .with_filter(spans),
-        )
-        .try_init()?;
-    Ok(Telemetry {
-        provider,
-        exporting,
-    })
+    tracing_subscriber::registry().with(fmt).try_init()?;
+    Ok(Telemetry { provider })
 }
 
 /// `OTEL_SERVICE_NAME`, else `event-host`.

@@ -28,6 +28,8 @@ use crate::event::Event;
 use crate::metrics::CallOutcome;
 use crate::runtime::{Component, Delivery, Format, Header, Input, Outgoing, Slot};
 use crate::telemetry;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 
 /// The rest of an event's work once the handler returned: waiting for the
 /// broker to take what it published, or its dead letter.
@@ -66,44 +68,52 @@ pub async fn handle(
         },
     };
     let span = process_span(w, &message, component, input.as_ref().ok());
-    let finish = run(shared, halt, message, component, input, &span)
-        .instrument(span.clone())
+    // What the handler logs is written inside this, with the trace ids.
+    let log = tracing::info_span!(
+        "process",
+        trace_id = %span.trace_id(),
+        span_id = %span.span_id(),
+        handler = %w.name,
+        topic = message.topic(),
+        partition = message.partition(),
+        offset = message.offset(),
+    );
+    let finish = span
+        .clone()
+        .scope(run(shared, halt, message, component, input, &span))
+        .instrument(log.clone())
         .await?;
-    Some(Box::pin(finish.instrument(span)))
+    Some(Box::pin(span.scope(finish).instrument(log)))
 }
 
-/// The span of one handler call, with OpenTelemetry's messaging attributes.
+/// The span of one handler call, `process {topic}`, a child of the trace
+/// context the message carries, with OpenTelemetry's messaging attributes.
 fn process_span(
     w: &Shared,
     message: &OwnedMessage,
     component: &Component,
     input: Option<&Input>,
-) -> tracing::Span {
-    let event_id = match input {
-        Some(Input::Event(e)) => Some(e.id.as_str()),
-        _ => None,
-    };
-    let span = tracing::info_span!(
-        "process",
-        otel.name = %format_args!("process {}", message.topic()),
-        otel.kind = "consumer",
-        otel.status_code = tracing::field::Empty,
-        "error.type" = tracing::field::Empty,
-        messaging.system = "kafka",
-        "messaging.operation.type" = "process",
-        messaging.operation.name = "process",
-        messaging.destination.name = message.topic(),
-        messaging.destination.partition.id = %message.partition(),
-        messaging.consumer.group.name = %w.name,
-        messaging.kafka.offset = message.offset(),
-        messaging.message.id = event_id,
-        event_host.handler.version = component.digest(),
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-    );
-    telemetry::parent_from_kafka(&span, message.headers());
-    telemetry::record_ids(&span);
-    span
+) -> telemetry::Span {
+    let parent = telemetry::parent_from_kafka(message.headers());
+    telemetry::Span::start(SpanKind::Consumer, parent, || {
+        let mut attributes = vec![
+            KeyValue::new("messaging.system", "kafka"),
+            KeyValue::new("messaging.operation.type", "process"),
+            KeyValue::new("messaging.operation.name", "process"),
+            KeyValue::new("messaging.destination.name", message.topic().to_string()),
+            KeyValue::new(
+                "messaging.destination.partition.id",
+                message.partition().to_string(),
+            ),
+            KeyValue::new("messaging.consumer.group.name", w.name.to_string()),
+            KeyValue::new("messaging.kafka.offset", message.offset()),
+            KeyValue::new("event_host.handler.version", component.digest().to_string()),
+        ];
+        if let Some(Input::Event(e)) = input {
+            attributes.push(KeyValue::new("messaging.message.id", e.id.clone()));
+        }
+        (format!("process {}", message.topic()), attributes)
+    })
 }
 
 /// [`handle`] inside its span.
@@ -113,7 +123,7 @@ async fn run(
     message: OwnedMessage,
     component: &Component,
     input: Result<Input, String>,
-    span: &tracing::Span,
+    span: &telemetry::Span,
 ) -> Option<Finish> {
     let w = shared.as_ref();
     let metrics = w.metrics.topic(message.topic());
@@ -277,7 +287,7 @@ struct Record {
     shared: Arc<Shared>,
     started: Instant,
     call: Option<Box<Call>>,
-    span: tracing::Span,
+    span: telemetry::Span,
 }
 
 impl Record {
@@ -286,7 +296,7 @@ impl Record {
         message: &OwnedMessage,
         component: &Component,
         input: Option<&Input>,
-        span: &tracing::Span,
+        span: &telemetry::Span,
     ) -> Self {
         let call = shared.history.is_on().then(|| {
             let (event_id, event_type) = match input {
@@ -295,13 +305,13 @@ impl Record {
             };
             Box::new(Call {
                 handler: shared.name.clone(),
-                version: component.digest().to_string(),
+                version: component.digest_shared(),
                 topic: message.topic().to_string(),
                 partition: message.partition(),
                 offset: message.offset(),
                 event_id,
                 event_type,
-                trace_id: telemetry::trace_id(span),
+                trace_id: Some(span.trace_id()),
                 attempts: 0,
                 outcome: Outcome::Abandoned,
                 error: None,
@@ -327,8 +337,7 @@ impl Record {
 
     fn finish(self, outcome: Outcome, attempts: u32, error: Option<String>) {
         if outcome == Outcome::DeadLettered {
-            self.span.record("otel.status_code", "ERROR");
-            self.span.record("error.type", "dead_lettered");
+            self.span.fail("dead_lettered");
         }
         if let Some(mut call) = self.call {
             call.outcome = outcome;

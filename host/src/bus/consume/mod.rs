@@ -117,7 +117,7 @@ type PartitionKey = (String, i32);
 
 /// What the lanes of one handler share.
 struct Shared {
-    name: String,
+    name: Arc<str>,
     publisher: Publisher,
     topics: Arc<Topics>,
     settings: ConsumerSettings,
@@ -170,7 +170,7 @@ impl HandlerLoop {
         let stop = CancellationToken::new();
         let state = Arc::new(ConsumerState::default());
         let shared = Arc::new(Shared {
-            name: name.to_string(),
+            name: name.into(),
             publisher: bus.publisher().clone(),
             topics: bus.topics().clone(),
             settings: settings.clone(),
