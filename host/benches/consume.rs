@@ -31,7 +31,7 @@
 //! | `CONSUME_SIDES` | `raw,host,pipeline` | which sides to run: the raw loops, the host running the no-op handler, the host skipping every event (no instance: its own per-event cost) |
 //! | `CONSUME_ROUNDS` | 1 | drains per case and side, alternating raw and host; above 1 the report adds each side's median |
 //! | `CONSUME_RAW_PREFETCH_KIB` | the host's `PREFETCH_KIB` | the raw loops' `queued.max.messages.kbytes` |
-//! | `CONSUME_TELEMETRY` | `unsampled` | host drains on tansu, once per mode listed: `off` (no trace layer, no call history), `unsampled` (the default host: spans carry context, nothing sampled), `sampled` (every trace sampled and exported over OTLP to a receiver in this process that discards it) |
+//! | `CONSUME_TELEMETRY` | `unsampled` | host drains on tansu, once per mode listed: `off` (no trace context set up, no call history), `unsampled` (the default host: spans carry context, nothing sampled), `sampled` (every trace sampled and exported over OTLP to a receiver in this process that discards it), `baseline` (the host drain run by the consume benchmark binary named in `CONSUME_BASELINE_EXE`, e.g. one built from an earlier commit) |
 //! | `CONSUME_SMOKE` | unset | `1`: 2000 events, 3 partitions, 1 idle handler: checks that it runs |
 
 #[path = "../tests/it/support/mod.rs"]
@@ -65,6 +65,7 @@ const IDLE_COMPONENT: &str = "user-handler.wasm";
 const NOOP: &str = "host, no-op handler";
 const NOOP_QUIET: &str = "host, no-op, tracing+history off";
 const NOOP_SAMPLED: &str = "host, no-op, every trace sampled";
+const NOOP_BASELINE: &str = "host, no-op, baseline build";
 const PIPELINE: &str = "host, every event skipped";
 /// Set in a child process that runs one host drain on tansu.
 const CHILD: &str = "CONSUME_CHILD_HOST_RUN";
@@ -100,6 +101,8 @@ enum Telemetry {
     Unsampled,
     /// Every trace sampled and exported.
     Sampled,
+    /// Another build's host (`CONSUME_BASELINE_EXE`).
+    Baseline,
 }
 
 impl Telemetry {
@@ -108,6 +111,7 @@ impl Telemetry {
             Telemetry::Off => NOOP_QUIET,
             Telemetry::Unsampled => NOOP,
             Telemetry::Sampled => NOOP_SAMPLED,
+            Telemetry::Baseline => NOOP_BASELINE,
         }
     }
 
@@ -115,7 +119,7 @@ impl Telemetry {
     fn env(self, receiver: Option<&str>) -> Vec<(&'static str, String)> {
         match self {
             Telemetry::Off => vec![("EVENT_HOST_TELEMETRY", "off".into())],
-            Telemetry::Unsampled => vec![],
+            Telemetry::Unsampled | Telemetry::Baseline => vec![],
             Telemetry::Sampled => vec![
                 (
                     "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -165,6 +169,7 @@ fn settings() -> Settings {
             "off" => Telemetry::Off,
             "unsampled" => Telemetry::Unsampled,
             "sampled" => Telemetry::Sampled,
+            "baseline" => Telemetry::Baseline,
             other => panic!("CONSUME_TELEMETRY: unknown mode {other:?}"),
         })
         .collect::<Vec<_>>();
@@ -452,8 +457,7 @@ async fn main() {
                 if s.pipeline {
                     let name = format!("skip-p{partitions}-r{round}");
                     let handler = (PIPELINE, skip_path.as_path());
-                    let run =
-                        host_drain(&broker, partitions, 0, &name, events, handler, &[]).await;
+                    let run = host_drain(&broker, partitions, 0, &name, events, handler, &[]).await;
                     print_run(&run);
                     runs.push(run);
                 }
@@ -769,7 +773,14 @@ async fn host_drain(
                 tansu.bootstrap,
                 noop.display()
             );
-            let child = tokio::process::Command::new(std::env::current_exe().unwrap())
+            // A baseline side runs another build's binary the same way.
+            let exe = match side {
+                NOOP_BASELINE => std::env::var_os("CONSUME_BASELINE_EXE")
+                    .map(PathBuf::from)
+                    .expect("CONSUME_TELEMETRY=baseline needs CONSUME_BASELINE_EXE"),
+                _ => std::env::current_exe().unwrap(),
+            };
+            let child = tokio::process::Command::new(exe)
                 .env(CHILD, spec)
                 .envs(env.iter().map(|(k, v)| (k, v)))
                 .stderr(std::process::Stdio::inherit())

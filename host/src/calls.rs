@@ -75,29 +75,64 @@ pub struct Calls {
     inner: Mutex<Inner>,
 }
 
+/// A recorded call, linked to the one recorded before it on the same event
+/// and on the same trace: the indexes hold only the latest of each, so
+/// recording allocates nothing but the call itself.
+struct Entry {
+    call: Arc<Call>,
+    prev_on_event: Option<u64>,
+    prev_in_trace: Option<u64>,
+}
+
 #[derive(Default)]
 struct Inner {
-    /// Oldest first, each with its sequence number.
-    calls: VecDeque<(u64, Arc<Call>)>,
-    next: u64,
-    by_event: HashMap<String, Vec<u64>>,
-    by_trace: HashMap<String, Vec<u64>>,
+    /// Oldest first; the entry of sequence number `first + i` at `i`.
+    entries: VecDeque<Entry>,
+    first: u64,
+    /// Event id's hash → the latest call on it.
+    by_event: HashMap<u64, u64>,
+    /// Trace id → the latest call in it.
+    by_trace: HashMap<String, u64>,
+}
+
+fn hash(id: &str) -> u64 {
+    use std::hash::BuildHasher as _;
+    static STATE: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    STATE.get_or_init(Default::default).hash_one(id)
 }
 
 impl Inner {
-    fn get(&self, seq: u64) -> Option<&Arc<Call>> {
-        let first = self.calls.front()?.0;
-        let index = usize::try_from(seq.checked_sub(first)?).ok()?;
-        self.calls.get(index).map(|(_, c)| c)
+    fn get(&self, seq: u64) -> Option<&Entry> {
+        let index = usize::try_from(seq.checked_sub(self.first)?).ok()?;
+        self.entries.get(index)
+    }
+
+    /// Follows `latest` back through `prev`, oldest call first.
+    fn walk(&self, latest: Option<u64>, prev: impl Fn(&Entry) -> Option<u64>) -> Vec<Arc<Call>> {
+        let mut calls = Vec::new();
+        let mut next = latest;
+        while let Some(entry) = next.and_then(|seq| self.get(seq)) {
+            calls.push(entry.call.clone());
+            next = prev(entry);
+        }
+        calls.reverse();
+        calls
     }
 
     fn calls_on(&self, event_id: &str) -> Vec<Arc<Call>> {
-        self.by_event
-            .get(event_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|seq| self.get(*seq).cloned())
-            .collect()
+        let mut calls = self.walk(self.by_event.get(&hash(event_id)).copied(), |e| {
+            e.prev_on_event
+        });
+        // Another id with the same hash shares the links.
+        calls.retain(|c| c.event_id.as_deref() == Some(event_id));
+        calls
+    }
+
+    fn calls_in(&self, trace_id: &str) -> Vec<Arc<Call>> {
+        let mut calls = self.walk(self.by_trace.get(trace_id).copied(), |e| e.prev_in_trace);
+        calls.retain(|c| c.trace_id.as_deref() == Some(trace_id));
+        calls
     }
 
     fn chain(&self, event_id: &str, depth: usize, seen: &mut HashSet<String>) -> Vec<ChainCall> {
@@ -122,13 +157,24 @@ impl Inner {
             })
             .collect()
     }
-}
 
-fn unindex(index: &mut HashMap<String, Vec<u64>>, key: &str, seq: u64) {
-    if let Some(seqs) = index.get_mut(key) {
-        seqs.retain(|s| *s != seq);
-        if seqs.is_empty() {
-            index.remove(key);
+    /// Drops the oldest entry, and the index entries that point at it.
+    fn evict(&mut self) {
+        let Some(old) = self.entries.pop_front() else {
+            return;
+        };
+        let seq = self.first;
+        self.first += 1;
+        if let Some(id) = &old.call.event_id {
+            let key = hash(id);
+            if self.by_event.get(&key) == Some(&seq) {
+                self.by_event.remove(&key);
+            }
+        }
+        if let Some(trace) = &old.call.trace_id
+            && self.by_trace.get(trace) == Some(&seq)
+        {
+            self.by_trace.remove(trace);
         }
     }
 }
@@ -155,38 +201,39 @@ impl Calls {
         if self.capacity == 0 {
             return;
         }
+        let event_key = call.event_id.as_deref().map(hash);
         let mut inner = self.lock();
-        while inner.calls.len() >= self.capacity {
-            let Some((seq, old)) = inner.calls.pop_front() else {
-                break;
-            };
-            if let Some(id) = &old.event_id {
-                unindex(&mut inner.by_event, id, seq);
-            }
-            if let Some(trace) = &old.trace_id {
-                unindex(&mut inner.by_trace, trace, seq);
-            }
+        while inner.entries.len() >= self.capacity {
+            inner.evict();
         }
-        let seq = inner.next;
-        inner.next += 1;
-        if let Some(id) = &call.event_id {
-            inner.by_event.entry(id.clone()).or_default().push(seq);
-        }
-        if let Some(trace) = &call.trace_id {
-            inner.by_trace.entry(trace.clone()).or_default().push(seq);
-        }
-        inner.calls.push_back((seq, Arc::new(call)));
+        let seq = inner.first + inner.entries.len() as u64;
+        let prev_on_event = event_key.and_then(|key| inner.by_event.insert(key, seq));
+        let prev_in_trace = match &call.trace_id {
+            Some(trace) => match inner.by_trace.get_mut(trace) {
+                Some(latest) => Some(std::mem::replace(latest, seq)),
+                None => {
+                    inner.by_trace.insert(trace.clone(), seq);
+                    None
+                }
+            },
+            None => None,
+        };
+        inner.entries.push_back(Entry {
+            call: Arc::new(call),
+            prev_on_event,
+            prev_in_trace,
+        });
     }
 
     /// The latest calls, newest first.
     pub fn recent(&self, limit: usize) -> Vec<Arc<Call>> {
         let inner = self.lock();
         inner
-            .calls
+            .entries
             .iter()
             .rev()
             .take(limit)
-            .map(|(_, c)| c.clone())
+            .map(|e| e.call.clone())
             .collect()
     }
 
@@ -204,13 +251,7 @@ impl Calls {
     /// call of it published (the events that started it here).
     pub fn trace(&self, trace_id: &str) -> Vec<Chain> {
         let inner = self.lock();
-        let calls: Vec<Arc<Call>> = inner
-            .by_trace
-            .get(trace_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|seq| inner.get(*seq).cloned())
-            .collect();
+        let calls = inner.calls_in(trace_id);
         let published: HashSet<&str> = calls
             .iter()
             .flat_map(|c| c.published.iter().filter_map(|p| p.event_id.as_deref()))

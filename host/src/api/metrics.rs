@@ -86,7 +86,10 @@ pub async fn track(State(app): State<AppState>, request: Request, next: Next) ->
     );
     let response = span.clone().scope(next.run(request)).instrument(log).await;
     let status = response.status().as_u16();
-    span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
+    span.set_attribute(KeyValue::new(
+        "http.response.status_code",
+        i64::from(status),
+    ));
     if response.status().is_server_error() {
         span.fail("server_error");
     }

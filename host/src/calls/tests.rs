@@ -35,11 +35,11 @@ fn a_chain_follows_published_events_to_the_calls_they_caused() {
     let chain = calls.chain("reg").unwrap();
     assert_eq!(chain.calls.len(), 2, "two handlers took the registration");
     let user = &chain.calls[0];
-    assert_eq!(user.call.handler, "user-handler");
+    assert_eq!(&*user.call.handler, "user-handler");
     let (welcome, caused) = &user.published[0];
     assert_eq!(welcome.event_id.as_deref(), Some("welcome"));
     assert_eq!(caused.len(), 1);
-    assert_eq!(caused[0].call.handler, "notifications");
+    assert_eq!(&*caused[0].call.handler, "notifications");
     assert!(calls.chain("nothing").is_none());
 }
 
@@ -53,7 +53,7 @@ fn a_trace_starts_at_the_events_no_recorded_call_published() {
     assert_eq!(roots.len(), 1);
     assert_eq!(roots[0].event_id, "reg");
     assert_eq!(
-        roots[0].calls[0].published[0].1[0].call.handler,
+        &*roots[0].calls[0].published[0].1[0].call.handler,
         "notifications"
     );
     assert!(calls.trace("none").is_empty());
@@ -74,8 +74,13 @@ fn the_oldest_calls_give_way_and_leave_no_index_behind() {
         .collect();
     assert_eq!(recent, ["c", "b"], "newest first");
     let inner = calls.lock();
-    assert!(!inner.by_event.contains_key("a"));
-    assert_eq!(inner.by_trace["tr"].len(), 2);
+    assert!(!inner.by_event.contains_key(&hash("a")));
+    assert_eq!(inner.by_event.len(), 2);
+    assert_eq!(
+        inner.calls_in("tr").len(),
+        2,
+        "the trace's evicted call is gone"
+    );
 }
 
 #[test]
@@ -97,4 +102,15 @@ fn no_history_keeps_nothing() {
     let calls = Calls::new(0);
     calls.record(call("h", "a", "tr", &[]));
     assert!(calls.recent(10).is_empty());
+}
+
+#[test]
+fn calls_on_one_event_are_found_oldest_first_after_others_came_between() {
+    let calls = Calls::new(100);
+    calls.record(call("a", "e", "t1", &[]));
+    calls.record(call("x", "other", "t2", &[]));
+    calls.record(call("b", "e", "t1", &[]));
+    let chain = calls.chain("e").unwrap();
+    let handlers: Vec<&str> = chain.calls.iter().map(|c| &*c.call.handler).collect();
+    assert_eq!(handlers, ["a", "b"]);
 }

@@ -112,10 +112,7 @@ impl Span {
         }
         let (trace_id, flags) = match parent_cx.span().span_context() {
             p if p.is_valid() => (p.trace_id(), p.trace_flags()),
-            _ => (
-                TraceId::from(fastrand::u128(1..)),
-                TraceFlags::default(),
-            ),
+            _ => (TraceId::from(fastrand::u128(1..)), TraceFlags::default()),
         };
         let context = SpanContext::new(
             trace_id,
