@@ -31,7 +31,7 @@
 //! | `CONSUME_SIDES` | `raw,host,pipeline` | which sides to run: the raw loops, the host running the no-op handler, the host skipping every event (no instance: its own per-event cost) |
 //! | `CONSUME_ROUNDS` | 1 | drains per case and side, alternating raw and host; above 1 the report adds each side's median |
 //! | `CONSUME_RAW_PREFETCH_KIB` | the host's `PREFETCH_KIB` | the raw loops' `queued.max.messages.kbytes` |
-//! | `CONSUME_TELEMETRY` | `unsampled` | host drains on tansu, once per mode listed: `off` (no trace context set up, no call history), `unsampled` (the default host: spans carry context, nothing sampled), `sampled` (every trace sampled and exported over OTLP to a receiver in this process that discards it), `baseline` (the host drain run by the consume benchmark binary named in `CONSUME_BASELINE_EXE`, e.g. one built from an earlier commit) |
+//! | `CONSUME_TELEMETRY` | `unsampled` | host drains on tansu, once per mode listed: `off` (no trace context set up, no call history), `unsampled` (the default host: spans carry context, nothing sampled), `nohistory` (as `unsampled`, with `CALL_HISTORY=0`), `sampled` (every trace sampled and exported over OTLP to a receiver in this process that discards it), `baseline` (the host drain run by the consume benchmark binary named in `CONSUME_BASELINE_EXE`, e.g. one built from an earlier commit) |
 //! | `CONSUME_SMOKE` | unset | `1`: 2000 events, 3 partitions, 1 idle handler: checks that it runs |
 
 #[path = "../tests/it/support/mod.rs"]
@@ -66,6 +66,7 @@ const NOOP: &str = "host, no-op handler";
 const NOOP_QUIET: &str = "host, no-op, tracing+history off";
 const NOOP_SAMPLED: &str = "host, no-op, every trace sampled";
 const NOOP_BASELINE: &str = "host, no-op, baseline build";
+const NOOP_NO_HISTORY: &str = "host, no-op, no call history";
 const PIPELINE: &str = "host, every event skipped";
 /// Set in a child process that runs one host drain on tansu.
 const CHILD: &str = "CONSUME_CHILD_HOST_RUN";
@@ -103,6 +104,8 @@ enum Telemetry {
     Sampled,
     /// Another build's host (`CONSUME_BASELINE_EXE`).
     Baseline,
+    /// As by default, without the call history.
+    NoHistory,
 }
 
 impl Telemetry {
@@ -112,6 +115,7 @@ impl Telemetry {
             Telemetry::Unsampled => NOOP,
             Telemetry::Sampled => NOOP_SAMPLED,
             Telemetry::Baseline => NOOP_BASELINE,
+            Telemetry::NoHistory => NOOP_NO_HISTORY,
         }
     }
 
@@ -120,6 +124,7 @@ impl Telemetry {
         match self {
             Telemetry::Off => vec![("EVENT_HOST_TELEMETRY", "off".into())],
             Telemetry::Unsampled | Telemetry::Baseline => vec![],
+            Telemetry::NoHistory => vec![("CONSUME_NO_HISTORY", "1".into())],
             Telemetry::Sampled => vec![
                 (
                     "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -170,6 +175,7 @@ fn settings() -> Settings {
             "unsampled" => Telemetry::Unsampled,
             "sampled" => Telemetry::Sampled,
             "baseline" => Telemetry::Baseline,
+            "nohistory" => Telemetry::NoHistory,
             other => panic!("CONSUME_TELEMETRY: unknown mode {other:?}"),
         })
         .collect::<Vec<_>>();
@@ -868,7 +874,9 @@ async fn child_host_run(spec: &str) {
     }
     let mut c = config(&dir, Some(bootstrap));
     c.topic_partitions = partitions;
-    if std::env::var("EVENT_HOST_TELEMETRY").as_deref() == Ok("off") {
+    if std::env::var("EVENT_HOST_TELEMETRY").as_deref() == Ok("off")
+        || std::env::var_os("CONSUME_NO_HISTORY").is_some()
+    {
         c.call_history = 0;
     }
     let host = TestHost::start(c).await;

@@ -39,7 +39,8 @@ pub struct Call {
     /// header).
     pub event_id: Option<String>,
     pub event_type: Option<String>,
-    pub trace_id: Option<String>,
+    /// The W3C trace id, as a number (shown as 32 hex digits).
+    pub trace_id: Option<u128>,
     pub attempts: u32,
     pub outcome: Outcome,
     pub error: Option<String>,
@@ -89,10 +90,11 @@ struct Inner {
     /// Oldest first; the entry of sequence number `first + i` at `i`.
     entries: VecDeque<Entry>,
     first: u64,
-    /// Event id's hash → the latest call on it.
+    /// Event id's hash → the latest call on it. (Hashed, not kept: a call's
+    /// own ids tell a collision apart.)
     by_event: HashMap<u64, u64>,
-    /// Trace id → the latest call in it.
-    by_trace: HashMap<String, u64>,
+    /// Trace id (folded) → the latest call in it.
+    by_trace: HashMap<u64, u64>,
 }
 
 fn hash(id: &str) -> u64 {
@@ -100,6 +102,19 @@ fn hash(id: &str) -> u64 {
     static STATE: std::sync::OnceLock<std::collections::hash_map::RandomState> =
         std::sync::OnceLock::new();
     STATE.get_or_init(Default::default).hash_one(id)
+}
+
+/// A trace id is random already: its halves folded make its key.
+fn fold(trace_id: u128) -> u64 {
+    (trace_id as u64) ^ ((trace_id >> 64) as u64)
+}
+
+/// A trace id written as 32 hex digits.
+pub fn parse_trace_id(hex: &str) -> Option<u128> {
+    (hex.len() == 32)
+        .then(|| u128::from_str_radix(hex, 16).ok())
+        .flatten()
+        .filter(|t| *t != 0)
 }
 
 impl Inner {
@@ -129,9 +144,11 @@ impl Inner {
         calls
     }
 
-    fn calls_in(&self, trace_id: &str) -> Vec<Arc<Call>> {
-        let mut calls = self.walk(self.by_trace.get(trace_id).copied(), |e| e.prev_in_trace);
-        calls.retain(|c| c.trace_id.as_deref() == Some(trace_id));
+    fn calls_in(&self, trace_id: u128) -> Vec<Arc<Call>> {
+        let mut calls = self.walk(self.by_trace.get(&fold(trace_id)).copied(), |e| {
+            e.prev_in_trace
+        });
+        calls.retain(|c| c.trace_id == Some(trace_id));
         calls
     }
 
@@ -171,10 +188,11 @@ impl Inner {
                 self.by_event.remove(&key);
             }
         }
-        if let Some(trace) = &old.call.trace_id
-            && self.by_trace.get(trace) == Some(&seq)
-        {
-            self.by_trace.remove(trace);
+        if let Some(trace) = old.call.trace_id {
+            let key = fold(trace);
+            if self.by_trace.get(&key) == Some(&seq) {
+                self.by_trace.remove(&key);
+            }
         }
     }
 }
@@ -202,22 +220,14 @@ impl Calls {
             return;
         }
         let event_key = call.event_id.as_deref().map(hash);
+        let trace_key = call.trace_id.map(fold);
         let mut inner = self.lock();
         while inner.entries.len() >= self.capacity {
             inner.evict();
         }
         let seq = inner.first + inner.entries.len() as u64;
         let prev_on_event = event_key.and_then(|key| inner.by_event.insert(key, seq));
-        let prev_in_trace = match &call.trace_id {
-            Some(trace) => match inner.by_trace.get_mut(trace) {
-                Some(latest) => Some(std::mem::replace(latest, seq)),
-                None => {
-                    inner.by_trace.insert(trace.clone(), seq);
-                    None
-                }
-            },
-            None => None,
-        };
+        let prev_in_trace = trace_key.and_then(|key| inner.by_trace.insert(key, seq));
         inner.entries.push_back(Entry {
             call: Arc::new(call),
             prev_on_event,
@@ -249,7 +259,7 @@ impl Calls {
 
     /// The chains of a trace: one per event of the trace that no recorded
     /// call of it published (the events that started it here).
-    pub fn trace(&self, trace_id: &str) -> Vec<Chain> {
+    pub fn trace(&self, trace_id: u128) -> Vec<Chain> {
         let inner = self.lock();
         let calls = inner.calls_in(trace_id);
         let published: HashSet<&str> = calls

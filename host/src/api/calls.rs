@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState};
-use crate::calls::{Call, Chain, ChainCall, Outcome, Published};
+use crate::calls::{Call, Chain, ChainCall, Outcome, Published, parse_trace_id};
 
 /// At most this many calls per `GET /calls`.
 const MAX_LIMIT: usize = 1_000;
@@ -83,7 +83,7 @@ fn call_view(c: &Call, published: Vec<PublishedView>) -> CallView {
         offset: c.offset,
         event_id: c.event_id.clone(),
         event_type: c.event_type.clone(),
-        trace_id: c.trace_id.clone(),
+        trace_id: c.trace_id.map(|t| format!("{t:032x}")),
         attempts: c.attempts,
         outcome: outcome(c.outcome),
         error: c.error.clone(),
@@ -156,7 +156,11 @@ pub async fn trace(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<TraceView>, ApiError> {
-    let roots = app.bus().calls().trace(&id);
+    let trace = parse_trace_id(&id).ok_or_else(|| ApiError::Invalid {
+        field: None,
+        message: format!("{id} is not a trace id (32 hex digits, not all zero)"),
+    })?;
+    let roots = app.bus().calls().trace(trace);
     if roots.is_empty() {
         return Err(ApiError::NotFound(format!(
             "no handler call of trace {id} is recorded here"

@@ -128,6 +128,11 @@ impl Span {
         self.0.span().span_context().clone()
     }
 
+    /// The trace id as a number.
+    pub fn trace_id_number(&self) -> u128 {
+        u128::from_be_bytes(self.0.span().span_context().trace_id().to_bytes())
+    }
+
     pub fn trace_id(&self) -> String {
         self.0.span().span_context().trace_id().to_string()
     }

@@ -23,6 +23,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::FilterExt as _;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -116,7 +117,11 @@ fn install(format: LogFormat, for_tests: bool) -> anyhow::Result<Telemetry> {
     let fmt = match format {
         LogFormat::Text => {
             // Not `is_event`: `enabled!` checks (hints) must pass as events do.
-            let events_only = tracing_subscriber::filter::filter_fn(|m| !m.is_span());
+            // The level hint keeps the filter's own (INFO by default): without
+            // one, the `log` bridge would take every debug and trace record of
+            // wasmtime and librdkafka's wrappers through tracing, per event.
+            let events_only = tracing_subscriber::filter::filter_fn(|m| !m.is_span())
+                .with_max_level_hint(LevelFilter::TRACE);
             let layer = tracing_subscriber::fmt::layer();
             if for_tests {
                 layer

@@ -25,7 +25,7 @@ use super::outbox;
 use super::{Shared, attempt};
 use crate::calls::{Call, Outcome, Published};
 use crate::event::Event;
-use crate::metrics::CallOutcome;
+use crate::metrics::{CallOutcome, TopicMetrics};
 use crate::runtime::{Component, Delivery, Format, Header, Input, Outgoing, Slot};
 use crate::telemetry;
 use opentelemetry::KeyValue;
@@ -80,9 +80,12 @@ pub async fn handle(
     );
     let finish = span
         .clone()
-        .scope(run(shared, halt, message, component, input, &span))
+        .scope(run(shared, halt, message, component, input, &span, metrics))
         .instrument(log.clone())
         .await?;
+    if log.is_disabled() {
+        return Some(Box::pin(span.scope(finish)));
+    }
     Some(Box::pin(span.scope(finish).instrument(log)))
 }
 
@@ -124,9 +127,9 @@ async fn run(
     component: &Component,
     input: Result<Input, String>,
     span: &telemetry::Span,
+    metrics: Arc<TopicMetrics>,
 ) -> Option<Finish> {
     let w = shared.as_ref();
-    let metrics = w.metrics.topic(message.topic());
     let input = match input {
         Ok(input) => input,
         Err(e) => {
@@ -188,8 +191,7 @@ async fn run(
                     halt.clone(),
                     message,
                     published,
-                    attempt,
-                    record,
+                    (attempt, record, metrics),
                 )));
             }
             Err(f) => f,
@@ -311,7 +313,7 @@ impl Record {
                 offset: message.offset(),
                 event_id,
                 event_type,
-                trace_id: Some(span.trace_id()),
+                trace_id: Some(span.trace_id_number()),
                 attempts: 0,
                 outcome: Outcome::Abandoned,
                 error: None,
@@ -428,13 +430,12 @@ async fn after_publish(
     halt: CancellationToken,
     message: OwnedMessage,
     published: impl Future<Output = outbox::Published>,
-    attempts: u32,
-    record: Record,
+    (attempts, record, metrics): (u32, Record, Arc<TopicMetrics>),
 ) -> Done {
     match published.await {
         outbox::Published::Done => {
             shared.stats.handled();
-            shared.metrics.topic(message.topic()).handled();
+            metrics.handled();
             record.finish(Outcome::Handled, attempts, None);
             Done::Finished
         }
