@@ -92,11 +92,11 @@ impl Span {
         parent: Option<SpanContext>,
         describe: impl FnOnce() -> (String, Vec<KeyValue>),
     ) -> Self {
-        let parent_cx = match parent {
-            Some(p) => Context::new().with_remote_span_context(p),
-            None => Context::new(),
-        };
         if EXPORTING.load(Ordering::Relaxed) {
+            let parent_cx = match parent {
+                Some(p) => Context::new().with_remote_span_context(p),
+                None => Context::new(),
+            };
             let tracer = opentelemetry::global::tracer("event-host");
             let (name, attributes) = describe();
             let span = tracer
@@ -110,9 +110,9 @@ impl Span {
             }
             return Self(cx);
         }
-        let (trace_id, flags) = match parent_cx.span().span_context() {
-            p if p.is_valid() => (p.trace_id(), p.trace_flags()),
-            _ => (TraceId::from(fastrand::u128(1..)), TraceFlags::default()),
+        let (trace_id, flags) = match &parent {
+            Some(p) => (p.trace_id(), p.trace_flags()),
+            None => (TraceId::from(fastrand::u128(1..)), TraceFlags::default()),
         };
         let context = SpanContext::new(
             trace_id,

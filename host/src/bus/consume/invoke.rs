@@ -37,8 +37,8 @@ pub type Finish = Pin<Box<dyn Future<Output = Done> + Send>>;
 
 /// Runs the handler on `message` and returns what must follow; `None` if the
 /// lane halted before the event was done or handed over. The call is a
-/// `process {topic}` span, a child of the trace context the message carries,
-/// and what follows runs in it too (its publishes carry it on).
+/// `process {topic}` span, a child of the trace context the message carries;
+/// what it publishes, and its dead letter, carry it on.
 pub async fn handle(
     shared: &Arc<Shared>,
     halt: &CancellationToken,
@@ -78,15 +78,14 @@ pub async fn handle(
         partition = message.partition(),
         offset = message.offset(),
     );
-    let finish = span
-        .clone()
-        .scope(run(shared, halt, message, component, input, &span, metrics))
+    // Only a JSON log is interested in the span: otherwise no instrumenting.
+    if log.is_disabled() {
+        return run(shared, halt, message, component, input, &span, metrics).await;
+    }
+    let finish = run(shared, halt, message, component, input, &span, metrics)
         .instrument(log.clone())
         .await?;
-    if log.is_disabled() {
-        return Some(Box::pin(span.scope(finish)));
-    }
-    Some(Box::pin(span.scope(finish).instrument(log)))
+    Some(Box::pin(finish.instrument(log)))
 }
 
 /// The span of one handler call, `process {topic}`, a child of the trace
@@ -182,7 +181,9 @@ async fn run(
             Ok(outcome) => {
                 let mut record = record;
                 record.published(&outcome.outbox);
-                let Some(published) = outbox::publish(shared, halt, outcome.outbox).await else {
+                // Published in the call's span: the events carry it.
+                let publish = outbox::publish(shared, halt, outcome.outbox);
+                let Some(published) = span.clone().scope(publish).await else {
                     record.abandoned(attempt);
                     return None;
                 };
@@ -275,7 +276,9 @@ async fn dead_letter(
     record: Record,
 ) -> Done {
     let (error, attempts) = (reason.error.clone(), reason.attempts);
-    let done = dead_letter::send(shared, halt, message, reason).await;
+    // In the call's span: the dead letter carries it.
+    let send = dead_letter::send(shared, halt, message, reason);
+    let done = record.span.clone().scope(send).await;
     match done {
         Done::Finished => record.finish(Outcome::DeadLettered, attempts, Some(error)),
         Done::Abandoned => record.abandoned(attempts),
