@@ -15,6 +15,9 @@ use crate::registry::HandlerInfo;
 use crate::telemetry;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
+use opentelemetry_semantic_conventions::attribute::{
+    HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE, URL_PATH,
+};
 
 /// OpenMetrics text, which Prometheus scrapes natively.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -71,9 +74,9 @@ pub async fn track(State(app): State<AppState>, request: Request, next: Next) ->
     let parent = telemetry::parent_from_http(request.headers());
     let span = telemetry::Span::start(SpanKind::Server, parent, || {
         let attributes = vec![
-            KeyValue::new("http.request.method", method.clone()),
-            KeyValue::new("http.route", route.clone()),
-            KeyValue::new("url.path", request.uri().path().to_string()),
+            KeyValue::new(HTTP_REQUEST_METHOD, method.clone()),
+            KeyValue::new(HTTP_ROUTE, route.clone()),
+            KeyValue::new(URL_PATH, request.uri().path().to_string()),
         ];
         (format!("{method} {route}"), attributes)
     });
@@ -86,10 +89,7 @@ pub async fn track(State(app): State<AppState>, request: Request, next: Next) ->
     );
     let response = span.clone().scope(next.run(request)).instrument(log).await;
     let status = response.status().as_u16();
-    span.set_attribute(KeyValue::new(
-        "http.response.status_code",
-        i64::from(status),
-    ));
+    span.set_attribute(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
     if response.status().is_server_error() {
         span.fail("server_error");
     }

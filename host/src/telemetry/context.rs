@@ -124,10 +124,6 @@ impl Span {
         Self(Context::new().with_remote_span_context(context))
     }
 
-    pub fn context(&self) -> SpanContext {
-        self.0.span().span_context().clone()
-    }
-
     /// The trace id as a number.
     pub fn trace_id_number(&self) -> u128 {
         u128::from_be_bytes(self.0.span().span_context().trace_id().to_bytes())
@@ -153,7 +149,10 @@ impl Span {
     pub fn fail(&self, error_type: &'static str) {
         let span = self.0.span();
         if span.is_recording() {
-            span.set_attribute(KeyValue::new("error.type", error_type));
+            span.set_attribute(KeyValue::new(
+                opentelemetry_semantic_conventions::attribute::ERROR_TYPE,
+                error_type,
+            ));
             span.set_status(Status::error(error_type));
         }
     }

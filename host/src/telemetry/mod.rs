@@ -29,8 +29,19 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 pub use context::{Span, TRACEPARENT, current_traceparent, parent_from_http, parent_from_kafka};
 
-/// The semantic conventions the spans' attributes follow.
+/// The semantic conventions the spans' attributes follow: those of the
+/// pinned `opentelemetry-semantic-conventions`, whose names they use.
 pub const SEMCONV_VERSION: &str = "1.42.0";
+
+#[cfg(test)]
+#[test]
+fn the_pinned_conventions_are_the_ones_named() {
+    assert!(
+        opentelemetry_semantic_conventions::SCHEMA_URL.ends_with(&format!("/{SEMCONV_VERSION}")),
+        "{}",
+        opentelemetry_semantic_conventions::SCHEMA_URL
+    );
+}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

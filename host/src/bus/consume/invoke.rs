@@ -22,14 +22,20 @@ use tracing::Instrument as _;
 use super::dead_letter::{self, Reason};
 use super::lane::Done;
 use super::outbox;
+use super::record::Record;
 use super::{Shared, attempt};
-use crate::calls::{Call, Outcome, Published};
+use crate::calls::Outcome;
 use crate::event::Event;
 use crate::metrics::{CallOutcome, TopicMetrics};
-use crate::runtime::{Component, Delivery, Format, Header, Input, Outgoing, Slot};
+use crate::runtime::{Component, Delivery, Format, Header, Input, Slot};
 use crate::telemetry;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
+use opentelemetry_semantic_conventions::attribute::{
+    MESSAGING_CONSUMER_GROUP_NAME, MESSAGING_DESTINATION_NAME, MESSAGING_DESTINATION_PARTITION_ID,
+    MESSAGING_KAFKA_OFFSET, MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME,
+    MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM,
+};
 
 /// The rest of an event's work once the handler returned: waiting for the
 /// broker to take what it published, or its dead letter.
@@ -99,20 +105,20 @@ fn process_span(
     let parent = telemetry::parent_from_kafka(message.headers());
     telemetry::Span::start(SpanKind::Consumer, parent, || {
         let mut attributes = vec![
-            KeyValue::new("messaging.system", "kafka"),
-            KeyValue::new("messaging.operation.type", "process"),
-            KeyValue::new("messaging.operation.name", "process"),
-            KeyValue::new("messaging.destination.name", message.topic().to_string()),
+            KeyValue::new(MESSAGING_SYSTEM, "kafka"),
+            KeyValue::new(MESSAGING_OPERATION_TYPE, "process"),
+            KeyValue::new(MESSAGING_OPERATION_NAME, "process"),
+            KeyValue::new(MESSAGING_DESTINATION_NAME, message.topic().to_string()),
             KeyValue::new(
-                "messaging.destination.partition.id",
+                MESSAGING_DESTINATION_PARTITION_ID,
                 message.partition().to_string(),
             ),
-            KeyValue::new("messaging.consumer.group.name", w.name.to_string()),
-            KeyValue::new("messaging.kafka.offset", message.offset()),
+            KeyValue::new(MESSAGING_CONSUMER_GROUP_NAME, w.name.to_string()),
+            KeyValue::new(MESSAGING_KAFKA_OFFSET, message.offset()),
             KeyValue::new("event_host.handler.version", component.digest().to_string()),
         ];
         if let Some(Input::Event(e)) = input {
-            attributes.push(KeyValue::new("messaging.message.id", e.id.clone()));
+            attributes.push(KeyValue::new(MESSAGING_MESSAGE_ID, e.id.clone()));
         }
         (format!("process {}", message.topic()), attributes)
     })
@@ -278,109 +284,12 @@ async fn dead_letter(
     let (error, attempts) = (reason.error.clone(), reason.attempts);
     // In the call's span: the dead letter carries it.
     let send = dead_letter::send(shared, halt, message, reason);
-    let done = record.span.clone().scope(send).await;
+    let done = record.span().clone().scope(send).await;
     match done {
         Done::Finished => record.finish(Outcome::DeadLettered, attempts, Some(error)),
         Done::Abandoned => record.abandoned(attempts),
     }
     done
-}
-
-/// A call being recorded for the causal chain (see [`crate::calls`]).
-#[derive(Clone)]
-struct Record {
-    shared: Arc<Shared>,
-    started: Instant,
-    call: Option<Box<Call>>,
-    span: telemetry::Span,
-}
-
-impl Record {
-    fn start(
-        shared: &Arc<Shared>,
-        message: &OwnedMessage,
-        component: &Component,
-        input: Option<&Input>,
-        span: &telemetry::Span,
-    ) -> Self {
-        let call = shared.history.is_on().then(|| {
-            let (event_id, event_type) = match input {
-                Some(Input::Event(e)) => (Some(e.id.clone()), Some(e.event_type.clone())),
-                _ => (header(message, "eventId"), header(message, "eventType")),
-            };
-            Box::new(Call {
-                handler: shared.name.clone(),
-                version: component.digest_shared(),
-                topic: message.topic().to_string(),
-                partition: message.partition(),
-                offset: message.offset(),
-                event_id,
-                event_type,
-                trace_id: Some(span.trace_id_number()),
-                attempts: 0,
-                outcome: Outcome::Abandoned,
-                error: None,
-                started_at: SystemTime::now(),
-                duration: Default::default(),
-                published: Vec::new(),
-            })
-        });
-        Self {
-            shared: shared.clone(),
-            started: Instant::now(),
-            call,
-            span: span.clone(),
-        }
-    }
-
-    /// Notes what the handler published.
-    fn published(&mut self, outbox: &[Outgoing]) {
-        if let Some(call) = &mut self.call {
-            call.published = outbox.iter().map(published).collect();
-        }
-    }
-
-    fn finish(self, outcome: Outcome, attempts: u32, error: Option<String>) {
-        if outcome == Outcome::DeadLettered {
-            self.span.fail("dead_lettered");
-        }
-        if let Some(mut call) = self.call {
-            call.outcome = outcome;
-            call.attempts = attempts;
-            call.error = error;
-            call.duration = self.started.elapsed();
-            self.shared.history.record(*call);
-        }
-    }
-
-    fn abandoned(&self, attempts: u32) {
-        self.clone().finish(Outcome::Abandoned, attempts, None);
-    }
-}
-
-fn published(out: &Outgoing) -> Published {
-    match out {
-        Outgoing::Event { topic, event, .. } => Published {
-            event_id: Some(event.id.clone()),
-            event_type: Some(event.event_type.clone()),
-            topic: topic.to_string(),
-        },
-        Outgoing::Message { topic, .. } => Published {
-            event_id: None,
-            event_type: None,
-            topic: topic.to_string(),
-        },
-    }
-}
-
-/// A header's value as text.
-fn header(message: &OwnedMessage, name: &str) -> Option<String> {
-    message
-        .headers()?
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// Where the message came from; its headers and timestamp only for a

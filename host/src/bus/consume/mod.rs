@@ -31,6 +31,7 @@ mod lag;
 mod lane;
 mod offsets;
 mod outbox;
+mod record;
 mod worker;
 
 use std::sync::Arc;
