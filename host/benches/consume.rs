@@ -32,6 +32,7 @@
 //! | `CONSUME_ROUNDS` | 1 | drains per case and side, alternating raw and host; above 1 the report adds each side's median |
 //! | `CONSUME_RAW_PREFETCH_KIB` | the host's `PREFETCH_KIB` | the raw loops' `queued.max.messages.kbytes` |
 //! | `CONSUME_TELEMETRY` | `unsampled` | host drains on tansu, once per mode listed: `off` (no trace context set up, no call history), `unsampled` (the default host: spans carry context, nothing sampled), `nohistory` (as `unsampled`, with `CALL_HISTORY=0`), `sampled` (every trace sampled and exported over OTLP to a receiver in this process that discards it), `baseline` (the host drain run by the consume benchmark binary named in `CONSUME_BASELINE_EXE`, e.g. one built from an earlier commit) |
+//! | `CONSUME_CALL_HISTORY` | the host's default | the host drains' `CALL_HISTORY` (calls kept in memory), whatever the mode |
 //! | `CONSUME_SMOKE` | unset | `1`: 2000 events, 3 partitions, 1 idle handler: checks that it runs |
 
 #[path = "../tests/it/support/mod.rs"]
@@ -501,12 +502,16 @@ async fn main() {
     report(&runs);
 }
 
-/// An OTLP/HTTP endpoint that takes every export and discards it.
+/// An OTLP/HTTP endpoint that takes every export and discards it. Without
+/// a body limit: a batch of spans can exceed axum's default 2 MB, and a
+/// refused export (413) would cost the host less than a real one.
 async fn discarding_otlp_receiver() -> String {
-    let app = axum::Router::new().route(
-        "/v1/traces",
-        axum::routing::post(|_: axum::body::Bytes| async { "" }),
-    );
+    let app = axum::Router::new()
+        .route(
+            "/v1/traces",
+            axum::routing::post(|_: axum::body::Bytes| async { "" }),
+        )
+        .layer(axum::extract::DefaultBodyLimit::disable());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -878,6 +883,12 @@ async fn child_host_run(spec: &str) {
         || std::env::var_os("CONSUME_NO_HISTORY").is_some()
     {
         c.call_history = 0;
+    }
+    if let Some(n) = std::env::var("CONSUME_CALL_HISTORY")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        c.call_history = n;
     }
     let host = TestHost::start(c).await;
     let (_, handlers) = host.get("/handlers").await;

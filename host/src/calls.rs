@@ -81,9 +81,15 @@ pub struct Calls {
 /// recording allocates nothing but the call itself.
 struct Entry {
     call: Arc<Call>,
+    /// Its keys in the indexes, kept so that evicting it hashes nothing.
+    event_key: Option<u64>,
+    trace_key: Option<u64>,
     prev_on_event: Option<u64>,
     prev_in_trace: Option<u64>,
 }
+
+/// The indexes' keys are hashes already: hashing them again is waste.
+type Index = HashMap<u64, u64, nohash_hasher::BuildNoHashHasher<u64>>;
 
 #[derive(Default)]
 struct Inner {
@@ -92,9 +98,9 @@ struct Inner {
     first: u64,
     /// Event id's hash → the latest call on it. (Hashed, not kept: a call's
     /// own ids tell a collision apart.)
-    by_event: HashMap<u64, u64>,
+    by_event: Index,
     /// Trace id (folded) → the latest call in it.
-    by_trace: HashMap<u64, u64>,
+    by_trace: Index,
 }
 
 fn hash(id: &str) -> u64 {
@@ -175,25 +181,22 @@ impl Inner {
             .collect()
     }
 
-    /// Drops the oldest entry, and the index entries that point at it.
-    fn evict(&mut self) {
-        let Some(old) = self.entries.pop_front() else {
-            return;
-        };
+    /// Takes out the oldest entry, and the index entries that point at it.
+    fn evict(&mut self) -> Option<Arc<Call>> {
+        let old = self.entries.pop_front()?;
         let seq = self.first;
         self.first += 1;
-        if let Some(id) = &old.call.event_id {
-            let key = hash(id);
-            if self.by_event.get(&key) == Some(&seq) {
-                self.by_event.remove(&key);
+        for (index, key) in [
+            (&mut self.by_event, old.event_key),
+            (&mut self.by_trace, old.trace_key),
+        ] {
+            if let Some(key) = key
+                && index.get(&key) == Some(&seq)
+            {
+                index.remove(&key);
             }
         }
-        if let Some(trace) = old.call.trace_id {
-            let key = fold(trace);
-            if self.by_trace.get(&key) == Some(&seq) {
-                self.by_trace.remove(&key);
-            }
-        }
+        Some(old.call)
     }
 }
 
@@ -221,18 +224,24 @@ impl Calls {
         }
         let event_key = call.event_id.as_deref().map(hash);
         let trace_key = call.trace_id.map(fold);
+        let call = Arc::new(call);
         let mut inner = self.lock();
-        while inner.entries.len() >= self.capacity {
-            inner.evict();
-        }
+        // Freed once the lock is let go.
+        let evicted = (inner.entries.len() >= self.capacity)
+            .then(|| inner.evict())
+            .flatten();
         let seq = inner.first + inner.entries.len() as u64;
         let prev_on_event = event_key.and_then(|key| inner.by_event.insert(key, seq));
         let prev_in_trace = trace_key.and_then(|key| inner.by_trace.insert(key, seq));
         inner.entries.push_back(Entry {
-            call: Arc::new(call),
+            call,
+            event_key,
+            trace_key,
             prev_on_event,
             prev_in_trace,
         });
+        drop(inner);
+        drop(evicted);
     }
 
     /// The latest calls, newest first.

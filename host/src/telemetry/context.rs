@@ -10,12 +10,14 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceId, TraceState,
     Tracer as _,
 };
 use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use rdkafka::message::{Headers, OwnedHeaders};
 
 /// The header W3C trace context travels in.
@@ -64,7 +66,8 @@ impl Extractor for HttpHeaders<'_> {
 
 fn extract(carrier: &dyn Extractor) -> Option<SpanContext> {
     carrier.get(TRACEPARENT)?;
-    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(carrier));
+    // W3C trace context is what travels here, whatever else is installed.
+    let cx = TraceContextPropagator::new().extract(carrier);
     let parent = cx.span().span_context().clone();
     parent.is_valid().then_some(parent)
 }
@@ -161,6 +164,11 @@ impl Span {
     pub async fn scope<F: Future>(self, f: F) -> F::Output {
         CURRENT.scope(self, f).await
     }
+
+    /// Runs `f` as this span's work, synchronously.
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(self.clone(), f)
+    }
 }
 
 /// A single `traceparent` value.
@@ -181,7 +189,7 @@ pub fn current_traceparent() -> Option<String> {
     CURRENT
         .try_with(|span| {
             let mut one = One::default();
-            opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&span.0, &mut one));
+            TraceContextPropagator::new().inject_context(&span.0, &mut one);
             one.0
         })
         .ok()

@@ -50,9 +50,9 @@ pub async fn handle(
     halt: &CancellationToken,
     message: OwnedMessage,
     component: &Component,
+    metrics: &Arc<TopicMetrics>,
 ) -> Option<Finish> {
     let w = shared.as_ref();
-    let metrics = w.metrics.topic(message.topic());
     metrics.consumed(age(&message));
     if redriven_for_another(&message, &w.name) {
         w.stats.skipped();
@@ -86,11 +86,28 @@ pub async fn handle(
     );
     // Only a JSON log is interested in the span: otherwise no instrumenting.
     if log.is_disabled() {
-        return run(shared, halt, message, component, input, &span, metrics).await;
+        return run(
+            shared,
+            halt,
+            message,
+            component,
+            input,
+            &span,
+            metrics.clone(),
+        )
+        .await;
     }
-    let finish = run(shared, halt, message, component, input, &span, metrics)
-        .instrument(log.clone())
-        .await?;
+    let finish = run(
+        shared,
+        halt,
+        message,
+        component,
+        input,
+        &span,
+        metrics.clone(),
+    )
+    .instrument(log.clone())
+    .await?;
     Some(Box::pin(finish.instrument(log)))
 }
 
@@ -187,9 +204,8 @@ async fn run(
             Ok(outcome) => {
                 let mut record = record;
                 record.published(&outcome.outbox);
-                // Published in the call's span: the events carry it.
-                let publish = outbox::publish(shared, halt, outcome.outbox);
-                let Some(published) = span.clone().scope(publish).await else {
+                let publish = outbox::publish(shared, halt, outcome.outbox, span);
+                let Some(published) = publish.await else {
                     record.abandoned(attempt);
                     return None;
                 };

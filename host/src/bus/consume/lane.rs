@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::offsets::{OffsetTracker, Ticket};
 use super::{LoopConsumer, PartitionKey, PartitionQueue, Shared, invoke};
+use crate::metrics::TopicMetrics;
 use crate::runtime::Component;
 
 /// Events of one partition handled but whose publishes the broker has not
@@ -213,6 +214,8 @@ pub struct LaneTask {
     pub consumer: Arc<LoopConsumer>,
     pub versions: watch::Receiver<Component>,
     pub paused: watch::Receiver<bool>,
+    /// The partition's topic's metrics, resolved once for every event.
+    pub metrics: Arc<TopicMetrics>,
     pub key: PartitionKey,
     pub queue: Option<PartitionQueue>,
     pub strays: mpsc::UnboundedReceiver<OwnedMessage>,
@@ -270,7 +273,8 @@ impl LaneTask {
                 panic!("injected by a test");
             }
             let component = self.versions.borrow().clone();
-            match invoke::handle(&self.shared, &self.halt, message, &component).await {
+            match invoke::handle(&self.shared, &self.halt, message, &component, &self.metrics).await
+            {
                 Some(finish) => unacked.push_back(Box::pin(async move { (ticket, finish.await) })),
                 None => {
                     // Halted before the event was done: it stays for the

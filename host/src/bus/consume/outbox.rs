@@ -17,6 +17,7 @@ use super::attempt;
 use crate::bus::publisher::{Pending, PublishError};
 use crate::event::Topic;
 use crate::runtime::Outgoing;
+use crate::telemetry;
 
 /// How publishing an invocation's events ended.
 pub enum Published {
@@ -31,24 +32,29 @@ pub enum Published {
 /// Makes sure the topics of `outbox` exist, then hands its events to the
 /// producer in order, and returns a future that resolves once the broker
 /// took each (see [`Published`]). `None` if the lane halted before the
-/// events could be handed over.
+/// events could be handed over. They are published in `span` (the handler
+/// call's): each carries it as its `traceparent`, retries included.
 pub async fn publish(
     shared: &Arc<Shared>,
     halt: &CancellationToken,
     outbox: Vec<Outgoing>,
+    span: &telemetry::Span,
 ) -> Option<impl Future<Output = Published> + Send + 'static> {
     if !topics_ready(shared, halt, &outbox).await {
         return None;
     }
-    let pending: Vec<(Outgoing, Result<Pending, PublishError>)> = outbox
-        .into_iter()
-        .map(|o| {
-            let pending = shared.publisher.enqueue_outgoing(&o);
-            (o, pending)
-        })
-        .collect();
+    let pending: Vec<(Outgoing, Result<Pending, PublishError>)> = span.in_scope(|| {
+        outbox
+            .into_iter()
+            .map(|o| {
+                let pending = shared.publisher.enqueue_outgoing(&o);
+                (o, pending)
+            })
+            .collect()
+    });
     let shared = shared.clone();
     let halt = halt.clone();
+    let span = (!pending.is_empty()).then(|| span.clone());
     Some(async move {
         let mut left = Vec::new();
         for (o, pending) in pending {
@@ -65,7 +71,10 @@ pub async fn publish(
                 }
             }
         }
-        republish(&shared, &halt, left).await
+        match span {
+            Some(span) if !left.is_empty() => span.scope(republish(&shared, &halt, left)).await,
+            _ => Published::Done,
+        }
     })
 }
 

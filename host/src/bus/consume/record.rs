@@ -15,10 +15,16 @@ use crate::telemetry;
 /// A call being recorded for the causal chain (see [`crate::calls`]).
 #[derive(Clone)]
 pub struct Record {
+    /// Nothing to record when the history is off.
+    call: Option<Box<Pending>>,
+    span: telemetry::Span,
+}
+
+#[derive(Clone)]
+struct Pending {
     shared: Arc<Shared>,
     started: Instant,
-    call: Option<Box<Call>>,
-    span: telemetry::Span,
+    call: Call,
 }
 
 impl Record {
@@ -34,7 +40,7 @@ impl Record {
                 Some(Input::Event(e)) => (Some(e.id.clone()), Some(e.event_type.clone())),
                 _ => (header(message, "eventId"), header(message, "eventType")),
             };
-            Box::new(Call {
+            let call = Call {
                 handler: shared.name.clone(),
                 version: component.digest_shared(),
                 topic: message.topic().to_string(),
@@ -49,11 +55,14 @@ impl Record {
                 started_at: SystemTime::now(),
                 duration: Default::default(),
                 published: Vec::new(),
+            };
+            Box::new(Pending {
+                shared: shared.clone(),
+                started: Instant::now(),
+                call,
             })
         });
         Self {
-            shared: shared.clone(),
-            started: Instant::now(),
             call,
             span: span.clone(),
         }
@@ -66,8 +75,8 @@ impl Record {
 
     /// Notes what the handler published.
     pub fn published(&mut self, outbox: &[Outgoing]) {
-        if let Some(call) = &mut self.call {
-            call.published = outbox.iter().map(published).collect();
+        if let Some(pending) = &mut self.call {
+            pending.call.published = outbox.iter().map(published).collect();
         }
     }
 
@@ -75,12 +84,17 @@ impl Record {
         if outcome == Outcome::DeadLettered {
             self.span.fail("dead_lettered");
         }
-        if let Some(mut call) = self.call {
+        if let Some(pending) = self.call {
+            let Pending {
+                shared,
+                started,
+                mut call,
+            } = *pending;
             call.outcome = outcome;
             call.attempts = attempts;
             call.error = error;
-            call.duration = self.started.elapsed();
-            self.shared.history.record(*call);
+            call.duration = started.elapsed();
+            shared.history.record(call);
         }
     }
 

@@ -158,6 +158,7 @@ impl Worker {
             consumer: self.consumer.clone(),
             versions: self.versions.clone(),
             paused: self.paused.clone(),
+            metrics: self.shared.metrics.topic(&key.0),
             key: key.clone(),
             queue,
             strays,
