@@ -660,7 +660,8 @@ impl ProducerContext for Delivered {
 /// partition.
 fn consumer_config(bootstrap: &str, group: &str) -> ClientConfig {
     let host = event_host::config::Config::defaults();
-    let mut settings = event_host::bus::ConsumerSettings::new(&host, bootstrap);
+    let client = event_host::kafka_config::KafkaProperties::default().client(bootstrap);
+    let mut settings = event_host::bus::ConsumerSettings::new(&host, client);
     settings.offset_reset = event_host::config::OffsetReset::Earliest;
     if let Ok(kib) = std::env::var("CONSUME_RAW_PREFETCH_KIB") {
         settings.prefetch_kib = kib.parse().expect("CONSUME_RAW_PREFETCH_KIB: KiB");

@@ -71,7 +71,10 @@ pub async fn run(
     };
 
     // The API answers from here on; `/health` says `starting` until ready.
-    let admin = AdminPolicy::new(config.admin_token.clone(), config.bind_address);
+    let admin = AdminPolicy::new(
+        config.admin_token.as_ref().map(|t| t.expose().to_string()),
+        config.bind_address,
+    );
     let state = AppState::new(bus.clone(), registry.clone(), changes.clone(), admin);
     let stop_http = CancellationToken::new();
     let server = {

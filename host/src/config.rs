@@ -1,6 +1,7 @@
 //! Every setting of the host in one place: its flag, its environment
 //! variable and its default. `main` parses it; tests build it by hand.
 
+use crate::kafka_config::ClientVars;
 use crate::telemetry::LogFormat;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -20,10 +21,22 @@ pub struct Config {
     #[arg(long, env = "BIND_ADDRESS", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub bind_address: IpAddr,
 
-    /// Kafka bootstrap servers, comma-separated. When unset, the host starts
-    /// an embedded in-memory broker (for development only: it keeps nothing).
+    /// Kafka bootstrap servers, comma-separated. When unset (and
+    /// KAFKA_CONFIG_FILE names none), the host starts an embedded in-memory
+    /// broker (for development only: it keeps nothing).
     #[arg(long, env = "KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
+
+    /// A file of librdkafka properties for every Kafka client of the host
+    /// (`name=value` lines, as Kafka's `client.properties`): security,
+    /// SASL, TLS, `client.id`. `KAFKA_CLIENT_<NAME>` variables (dots as
+    /// `_`) override it. See the README, "Operating a cluster".
+    #[arg(long, env = "KAFKA_CONFIG_FILE")]
+    pub kafka_config_file: Option<PathBuf>,
+
+    /// The `KAFKA_CLIENT_*` variables (read by `main`; tests set them here).
+    #[arg(skip)]
+    pub kafka_client_vars: ClientVars,
 
     /// Folder of handler components: every `NAME.wasm` in it is loaded as
     /// handler NAME. `cargo build` puts the workspace's handlers here.
@@ -133,7 +146,7 @@ pub struct Config {
     /// DELETE, pause, resume). Without one, those routes are open when the
     /// API listens on a loopback address only, and refused otherwise.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
 
     /// Also watch the handler crates' sources under `<WORKSPACE>/handlers`
     /// and rebuild the one that changed into the handlers folder.
@@ -147,6 +160,35 @@ pub struct Config {
     /// How long shutdown waits for in-flight events before giving up.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000)]
     pub shutdown_timeout_ms: u64,
+}
+
+/// A setting that must not be shown (logs print the configuration).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(crate::kafka_config::REDACTED)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
+    }
 }
 
 /// Where a consumer group without committed offsets starts.
@@ -266,6 +308,21 @@ mod tests {
         assert_eq!(c.port, 8081);
         assert_eq!(c.kafka_brokers.as_deref(), Some("a:9092,b:9092"));
         assert_eq!(c.offset_reset, OffsetReset::Latest);
+    }
+
+    #[test]
+    fn secrets_are_not_shown_with_the_configuration() {
+        let mut c = Config::try_parse_from(["event-host", "--admin-token", "s3cret"]).unwrap();
+        c.kafka_client_vars = ClientVars(vec![(
+            "KAFKA_CLIENT_SASL_PASSWORD".into(),
+            "hunter2".into(),
+        )]);
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        assert_eq!(c.admin_token.as_ref().map(Secret::expose), Some("s3cret"));
     }
 
     #[test]

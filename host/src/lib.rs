@@ -14,6 +14,7 @@ pub mod config;
 mod devloop;
 pub mod event;
 mod handler_crates;
+pub mod kafka_config;
 pub mod metrics;
 pub mod registry;
 pub mod runtime;

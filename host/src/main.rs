@@ -58,7 +58,8 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let config = cli.config;
+    let mut config = cli.config;
+    config.kafka_client_vars = event_host::kafka_config::ClientVars::from_env();
     // Kept to the end: dropping it exports the last spans.
     let telemetry = event_host::telemetry::init(config.log_format)?;
     tracing::info!(

@@ -217,13 +217,18 @@ struct BrokerView {
     /// `embedded` (in-process, in-memory, for development) or `external`.
     mode: &'static str,
     bootstrap_servers: String,
+    /// The operator's librdkafka properties, secrets redacted.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    properties: std::collections::BTreeMap<String, String>,
 }
 
-impl From<&BrokerInfo> for BrokerView {
-    fn from(b: &BrokerInfo) -> Self {
+impl From<&Bus> for BrokerView {
+    fn from(bus: &Bus) -> Self {
+        let b: &BrokerInfo = bus.info();
         Self {
             mode: b.mode,
             bootstrap_servers: b.bootstrap_servers.clone(),
+            properties: bus.properties(),
         }
     }
 }
@@ -242,7 +247,7 @@ async fn health(State(app): State<AppState>) -> impl IntoResponse {
     let ready = app.is_ready();
     let handlers = app.0.registry.list();
     let count = |status| handlers.iter().filter(|h| h.status == status).count();
-    let broker = BrokerView::from(app.0.bus.info());
+    let broker = BrokerView::from(app.0.bus.as_ref());
     let warning = (broker.mode == "embedded").then_some(
         "embedded broker: events live in this process's memory only and are lost when it stops; set KAFKA_BROKERS for a real cluster",
     );

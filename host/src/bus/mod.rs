@@ -30,6 +30,7 @@ pub use redrive::{Redriven, redrive};
 use crate::calls::Calls;
 use crate::config::Config;
 use crate::event::Topic;
+use crate::kafka_config::KafkaProperties;
 use crate::metrics::Metrics;
 use crate::runtime::RetryPolicy;
 
@@ -48,6 +49,7 @@ pub struct Bus {
     calls: Arc<Calls>,
     topics: Arc<Topics>,
     settings: ConsumerSettings,
+    properties: KafkaProperties,
 }
 
 /// Creates topics (each with its dead-letter topic) on first use. Shared
@@ -70,10 +72,21 @@ enum TopicAdmin {
 impl Bus {
     /// Connects to `KAFKA_BROKERS`, or starts the embedded broker.
     pub fn connect(config: &Config) -> anyhow::Result<Self> {
-        let (info, topics) = match &config.kafka_brokers {
+        let properties = KafkaProperties::load(
+            config.kafka_config_file.as_deref(),
+            &config.kafka_client_vars,
+        )?;
+        let brokers = match (&config.kafka_brokers, properties.bootstrap_servers()) {
+            (Some(a), Some(b)) if a != b => anyhow::bail!(
+                "KAFKA_BROKERS ({a}) and bootstrap.servers in KAFKA_CONFIG_FILE ({b}) differ: keep one"
+            ),
+            (Some(a), _) => Some(a.clone()),
+            (None, b) => b.map(str::to_string),
+        };
+        let (info, topics) = match &brokers {
             Some(brokers) => {
-                let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-                    .set("bootstrap.servers", brokers)
+                let admin: AdminClient<DefaultClientContext> = properties
+                    .client(brokers)
                     // Looking a topic up must not create it with the
                     // broker's defaults.
                     .set("allow.auto.create.topics", "false")
@@ -96,12 +109,12 @@ impl Bus {
         };
         let metrics = Arc::new(Metrics::new());
         let publisher = Publisher::new(
-            &info.bootstrap_servers,
+            properties.client(&info.bootstrap_servers),
             config.publish_timeout(),
             config.linger,
             metrics.clone(),
         )?;
-        let settings = ConsumerSettings::new(config, &info.bootstrap_servers);
+        let settings = ConsumerSettings::new(config, properties.client(&info.bootstrap_servers));
         Ok(Self {
             topics: Arc::new(Topics {
                 admin: topics,
@@ -114,7 +127,19 @@ impl Bus {
             metrics,
             calls: Arc::new(Calls::new(config.call_history)),
             settings,
+            properties,
         })
+    }
+
+    /// A new client's base configuration: the bootstrap servers and the
+    /// operator's librdkafka properties. Every client starts from it.
+    pub fn client_config(&self) -> ClientConfig {
+        self.properties.client(&self.info.bootstrap_servers)
+    }
+
+    /// The operator's librdkafka properties, secrets redacted.
+    pub fn properties(&self) -> std::collections::BTreeMap<String, String> {
+        self.properties.redacted()
     }
 
     /// The host's metrics, counted by the API and the consume loops.
@@ -156,9 +181,9 @@ impl Bus {
 
 impl ConsumerSettings {
     /// The consume loops' settings from the host's configuration.
-    pub fn new(config: &Config, brokers: &str) -> Self {
+    pub fn new(config: &Config, client: ClientConfig) -> Self {
         Self {
-            brokers: brokers.to_string(),
+            client,
             offset_reset: config.offset_reset,
             retry: RetryPolicy {
                 max_attempts: config.max_attempts.max(1),

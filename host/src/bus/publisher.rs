@@ -113,15 +113,17 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// A producer from `client` (see [`super::Bus::client_config`]).
     pub fn new(
-        brokers: &str,
+        mut client: ClientConfig,
         timeout: Duration,
         linger: Duration,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("client.id", "event-host")
+        if client.get("client.id").is_none() {
+            client.set("client.id", "event-host");
+        }
+        let producer: FutureProducer = client
             .set("enable.idempotence", "true")
             .set("acks", "all")
             // Low by default: an API call waits for its event to be stored.

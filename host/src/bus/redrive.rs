@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::Bus;
 use crate::event::Topic;
@@ -38,8 +38,8 @@ pub struct Redriven {
 /// `topics`.
 pub async fn redrive(bus: &Bus, handler: &str, topics: &[Topic]) -> anyhow::Result<Redriven> {
     bus.ensure_topics(topics).await?;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bus.info().bootstrap_servers)
+    let consumer: BaseConsumer = bus
+        .client_config()
         .set("group.id", format!("{handler}.redrive"))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")

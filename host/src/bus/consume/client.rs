@@ -7,11 +7,12 @@ use super::ConsumerSettings;
 
 /// The consumer settings of consumer group `group`.
 pub fn consumer_config(settings: &ConsumerSettings, group: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
+    let mut config = settings.client.clone();
+    if config.get("client.id").is_none() {
+        config.set("client.id", format!("event-host-{group}"));
+    }
     config
-        .set("bootstrap.servers", &settings.brokers)
         .set("group.id", group)
-        .set("client.id", format!("event-host-{group}"))
         // Offsets are stored by the loop once an event is done, committed
         // by librdkafka every second, and committed synchronously whenever
         // the loop gives partitions up.

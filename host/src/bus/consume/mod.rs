@@ -55,10 +55,13 @@ use crate::metrics::HandlerMetrics;
 use crate::runtime::{Component, RetryPolicy};
 use crate::stats::{ConsumerState, Stats};
 
-/// How every consume loop talks to Kafka and retries.
-#[derive(Debug, Clone)]
+/// How every consume loop talks to Kafka and retries. (Not `Debug`: the
+/// client configuration holds secrets.)
+#[derive(Clone)]
 pub struct ConsumerSettings {
-    pub brokers: String,
+    /// The base every consumer starts from: the bootstrap servers and the
+    /// operator's librdkafka properties (see [`crate::kafka_config`]).
+    pub client: rdkafka::ClientConfig,
     pub offset_reset: OffsetReset,
     /// For handlers that declare no retry policy of their own.
     pub retry: RetryPolicy,
