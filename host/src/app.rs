@@ -60,6 +60,12 @@ pub async fn run(
     let supervisor = Supervisor::new(handlers_dir.clone(), runtime, registry.clone(), bus.clone());
     let stop_supervisor = CancellationToken::new();
     let (changes, supervisor_task) = supervisor.spawn(stop_supervisor.clone());
+    // The cluster (instances, and the catalog if on) once the broker is up.
+    let cluster_slot = crate::cluster::Slot::default();
+    let changes = match config.catalog {
+        true => changes.with_catalog(cluster_slot.clone()),
+        false => changes,
+    };
 
     let stopping = CancellationToken::new();
     let signal = {
@@ -75,7 +81,14 @@ pub async fn run(
         config.admin_token.as_ref().map(|t| t.expose().to_string()),
         config.bind_address,
     );
-    let state = AppState::new(bus.clone(), registry.clone(), changes.clone(), admin);
+    let state = AppState::new(
+        bus.clone(),
+        registry.clone(),
+        changes.clone(),
+        admin,
+        cluster_slot.clone(),
+    );
+    let advertised = advertised_url(&config, listener.local_addr()?);
     let stop_http = CancellationToken::new();
     let server = {
         let stop = stop_http.clone();
@@ -89,6 +102,28 @@ pub async fn run(
 
     let startup = async {
         wait_for_broker(&bus, &state).await;
+        let cluster = match config.catalog || broker.mode != "embedded" {
+            true => {
+                let settings = crate::cluster::Settings {
+                    id: uuid::Uuid::new_v4().simple().to_string(),
+                    url: advertised.clone(),
+                    catalog_topic: config.catalog.then(|| config.catalog_topic.clone()),
+                    instances_topic: config.instances_topic.clone(),
+                    interval: Duration::from_millis(config.announce_interval_ms),
+                };
+                let cluster = crate::cluster::Cluster::start(
+                    settings,
+                    bus.clone(),
+                    registry.clone(),
+                    changes.clone(),
+                )
+                .await?;
+                tracing::info!(instance = cluster.id(), url = %advertised, catalog = ?cluster.settings().catalog_topic, "taking part in the cluster");
+                let _ = cluster_slot.set(cluster.clone());
+                Some(cluster)
+            }
+            false => None,
+        };
         // Watch first, then scan: a file dropped in between is seen by
         // one or both (a second look at the same bytes changes nothing).
         let folder_watch = {
@@ -103,17 +138,28 @@ pub async fn run(
                 },
             )?
         };
-        // Load what is in the folder, through the same path as later changes.
         let files = Registry::scan(&handlers_dir)?;
-        if files.is_empty() {
-            tracing::warn!(
-                dir = %handlers_dir.display(),
-                "no handler components found: build them with `cargo build`, drop .wasm files here, or set HANDLERS_DIR"
-            );
-        }
-        for file in files {
-            if let Err(e) = changes.load_file(file.clone()).await {
-                tracing::error!(file = %file.display(), error = %e, "cannot start handler");
+        match cluster.as_ref().filter(|c| c.has_catalog()) {
+            Some(cluster) => {
+                state.set_waiting(Some("reading the handler catalog".into()));
+                cluster.caught_up().await;
+                state.set_waiting(None);
+                crate::cluster::seed(cluster, &changes, &files).await?;
+            }
+            None => {
+                // Load what is in the folder, through the same path as
+                // later changes.
+                if files.is_empty() {
+                    tracing::warn!(
+                        dir = %handlers_dir.display(),
+                        "no handler components found: build them with `cargo build`, drop .wasm files here, or set HANDLERS_DIR"
+                    );
+                }
+                for file in files {
+                    if let Err(e) = changes.load_file(file.clone()).await {
+                        tracing::error!(file = %file.display(), error = %e, "cannot start handler");
+                    }
+                }
             }
         }
         tracing::info!(dir = %handlers_dir.display(), "watching the handlers folder");
@@ -147,6 +193,9 @@ pub async fn run(
             Ok(Err(e)) => tracing::error!(error = %e, "HTTP server failed"),
             Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
         }
+        if let Some(cluster) = cluster_slot.get() {
+            cluster.stop().await;
+        }
         drop((changes, state));
         stop_supervisor.cancel();
         match supervisor_task.await {
@@ -167,6 +216,28 @@ pub async fn run(
         Some(e) => Err(e.context("start-up failed")),
         None => Ok(()),
     }
+}
+
+/// How others reach this instance's API (see `Config::advertised_url`).
+fn advertised_url(config: &Config, local: std::net::SocketAddr) -> String {
+    if let Some(url) = &config.advertised_url {
+        return url.clone();
+    }
+    let host = if local.ip().is_unspecified() {
+        std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty())
+            })
+            .unwrap_or_else(|| local.ip().to_string())
+    } else {
+        local.ip().to_string()
+    };
+    format!("http://{host}:{}", local.port())
 }
 
 /// Creates the demo's topics, retrying with backoff while the broker cannot

@@ -142,6 +142,35 @@ pub struct Config {
     #[arg(long, env = "NO_COMPILE_CACHE", value_parser = BoolishValueParser::new())]
     pub no_compile_cache: bool,
 
+    /// Keep the cluster's handler set in a compacted Kafka topic that every
+    /// instance reads (`CATALOG_TOPIC`): an upload, delete or pause on any
+    /// instance reaches all, and a new instance serves the cluster's
+    /// handlers whatever its folder holds. See the README, "Operating a
+    /// cluster".
+    #[arg(long, env = "CATALOG", value_parser = BoolishValueParser::new())]
+    pub catalog: bool,
+
+    /// The catalog's topic (created by the host: one partition, compacted).
+    #[arg(long, env = "CATALOG_TOPIC", default_value = "_event-host-catalog")]
+    pub catalog_topic: String,
+
+    /// Where the instances of a cluster announce themselves, for `GET
+    /// /cluster` (created by the host: one partition, compacted). Used
+    /// whenever the host runs on a real cluster, with a catalog or without.
+    #[arg(long, env = "INSTANCES_TOPIC", default_value = "_event-host-instances")]
+    pub instances_topic: String,
+
+    /// How often an instance announces itself; one silent for three times
+    /// this is taken for gone.
+    #[arg(long, env = "ANNOUNCE_INTERVAL_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub announce_interval_ms: u64,
+
+    /// How others reach this instance's API, as `GET /cluster` shows it.
+    /// Default: `http://<hostname>:<port>` when listening on every address,
+    /// else `http://<address>:<port>`.
+    #[arg(long, env = "ADVERTISED_URL")]
+    pub advertised_url: Option<String>,
+
     /// Bearer token required by the routes that change handlers (PUT,
     /// DELETE, pause, resume). Without one, those routes are open when the
     /// API listens on a loopback address only, and refused otherwise.

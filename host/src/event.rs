@@ -103,6 +103,12 @@ impl fmt::Display for EventType {
 #[serde(transparent)]
 pub struct Topic(String);
 
+impl AsRef<str> for Topic {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl Topic {
     pub fn parse(s: &str) -> Result<Self, NameError> {
         check_name(s, 249, |c| c.is_ascii_alphanumeric() || "._-".contains(c))?;

@@ -10,6 +10,7 @@ pub mod api;
 pub mod app;
 pub mod bus;
 pub mod calls;
+pub mod cluster;
 pub mod config;
 mod devloop;
 pub mod event;

@@ -74,6 +74,20 @@ pub enum Status {
     Failed,
 }
 
+impl Status {
+    /// Its name, as the API and the cluster's announcements say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Idle => "idle",
+            Self::Paused => "paused",
+            Self::Restarting => "restarting",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 impl Registry {
     /// The `.wasm` files in `dir`, by name. A missing folder is empty.
     pub fn scan(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {

@@ -28,6 +28,8 @@ use crate::metrics::Reload;
 use crate::registry::{self, Registry};
 use crate::runtime::{self, Component, LoadError, Runtime};
 
+mod catalog;
+
 /// How long a failed consume loop waits before it is started again.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
 
@@ -88,37 +90,116 @@ enum Request {
     },
     /// Start a failed loop again (from the supervisor itself).
     Restart(LoopFailed),
+    /// Check that `bytes` make a valid handler (before they go into the
+    /// catalog); compiled, so applying them later is quick.
+    Validate {
+        name: String,
+        bytes: Vec<u8>,
+        reply: Reply<Validated>,
+    },
+    /// Apply what the catalog says of a handler.
+    Catalog {
+        change: crate::cluster::catalog::Change,
+        reply: Reply<Option<Uploaded>>,
+    },
 }
 
-/// Sends changes to the supervisor task. Cheap to clone.
+/// A component that passed validation, before it goes into the catalog.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub digest: String,
+    /// Whether this instance serves that version already.
+    pub running: bool,
+    /// Whether the handler is paused here now.
+    pub paused: bool,
+}
+
+/// Sends changes to the supervisor task, or, with the catalog on, through
+/// the catalog. Cheap to clone.
 #[derive(Clone)]
-pub struct Changes(mpsc::Sender<Request>);
+pub struct Changes {
+    tx: mpsc::Sender<Request>,
+    /// With the catalog on: handler changes go through it (once it is
+    /// read: until then they are refused).
+    cluster: Option<crate::cluster::Slot>,
+}
 
 impl Changes {
     async fn ask<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, ChangeError> {
         let (tx, rx) = oneshot::channel();
-        self.0
+        self.tx
             .send(request(tx))
             .await
             .map_err(|_| ChangeError::ShuttingDown)?;
         rx.await.map_err(|_| ChangeError::ShuttingDown)?
     }
 
-    /// Installs `bytes` as handler `name`, if they are a valid handler.
+    /// Uploads, deletes and pauses go through the catalog of the cluster
+    /// set in `slot` (refused until it is set).
+    pub fn with_catalog(self, slot: crate::cluster::Slot) -> Self {
+        Self {
+            cluster: Some(slot),
+            ..self
+        }
+    }
+
+    /// The catalog changes go through, if the catalog is on.
+    fn catalog(&self) -> Result<Option<&Arc<crate::cluster::Cluster>>, ChangeError> {
+        match &self.cluster {
+            None => Ok(None),
+            Some(slot) => slot.get().map(Some).ok_or_else(|| {
+                ChangeError::Failed(anyhow::anyhow!(
+                    "the host is starting: the handler catalog is not read yet"
+                ))
+            }),
+        }
+    }
+
+    /// Installs `bytes` as handler `name`, if they are a valid handler:
+    /// here, or with the catalog on, on every instance (answering once
+    /// this one serves it).
     pub async fn upload(&self, name: &str, bytes: Vec<u8>) -> Result<Uploaded, ChangeError> {
-        let name = name.to_string();
-        self.ask(|reply| Request::Upload { name, bytes, reply })
-            .await
+        let owned = name.to_string();
+        let Some(cluster) = self.catalog()? else {
+            return self
+                .ask(|reply| Request::Upload {
+                    name: owned,
+                    bytes,
+                    reply,
+                })
+                .await;
+        };
+        registry::validate_name(name).map_err(ChangeError::InvalidName)?;
+        let validated = self
+            .ask(|reply| Request::Validate {
+                name: owned,
+                bytes: bytes.clone(),
+                reply,
+            })
+            .await?;
+        let head = cluster.head(name);
+        if validated.running && head.as_ref().is_some_and(|h| h.digest == validated.digest) {
+            return Ok(Uploaded::Unchanged);
+        }
+        let paused = head.map_or(validated.paused, |h| h.paused);
+        let done = cluster.put(name, &bytes, &validated.digest, paused).await?;
+        Ok(done.unwrap_or(Uploaded::Unchanged))
     }
 
     /// Stops handler `name` (its loop commits and leaves its group) and
-    /// deletes its file.
+    /// deletes its file; with the catalog on, on every instance.
     pub async fn delete(&self, name: &str) -> Result<(), ChangeError> {
+        if let Some(cluster) = self.catalog()? {
+            return cluster.delete(name).await;
+        }
         let name = name.to_string();
         self.ask(|reply| Request::Delete { name, reply }).await
     }
 
     pub async fn set_paused(&self, name: &str, paused: bool) -> Result<(), ChangeError> {
+        if let Some(cluster) = self.catalog()? {
+            return cluster.set_paused(name, paused).await;
+        }
         let name = name.to_string();
         self.ask(|reply| Request::Pause {
             name,
@@ -126,6 +207,15 @@ impl Changes {
             reply,
         })
         .await
+    }
+
+    /// Applies what the catalog says of a handler (the cluster's reader
+    /// calls this, in the catalog's order).
+    pub async fn apply_catalog(
+        &self,
+        change: crate::cluster::catalog::Change,
+    ) -> Result<Option<Uploaded>, ChangeError> {
+        self.ask(|reply| Request::Catalog { change, reply }).await
     }
 
     pub async fn replay(&self, name: &str, from: ReplayFrom) -> Result<Vec<Rewound>, ChangeError> {
@@ -140,14 +230,56 @@ impl Changes {
     }
 
     /// Looks at a path of the handlers folder, without waiting (the folder
-    /// watcher's way).
+    /// watcher's way). With the catalog on, a new or changed file is
+    /// uploaded into it; a removed one is not deleted from the cluster.
     pub async fn file_changed(&self, path: PathBuf) {
-        let _ = self.0.send(Request::File(path, None)).await;
+        if self.cluster.is_some() {
+            let this = self.clone();
+            tokio::spawn(async move { this.publish_file(&path).await });
+            return;
+        }
+        let _ = self.tx.send(Request::File(path, None)).await;
+    }
+
+    /// Uploads a file of the handlers folder into the catalog.
+    pub async fn publish_file(&self, path: &Path) {
+        if !registry::is_handler_file(path) {
+            return;
+        }
+        let name = match registry::handler_name(path) {
+            Ok(name) => name,
+            Err(e) => {
+                tracing::error!(error = %e, "ignoring a file that cannot name a handler");
+                return;
+            }
+        };
+        match tokio::fs::read(path).await {
+            Ok(bytes) => match self.upload(&name, bytes).await {
+                Ok(done) => {
+                    tracing::info!(handler = %name, file = %path.display(), result = ?done, "handler file put into the catalog")
+                }
+                Err(e) => {
+                    tracing::error!(handler = %name, file = %path.display(), error = %e, "handler file not put into the catalog")
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => tracing::info!(
+                handler = %name,
+                "handler file removed; the cluster keeps serving it (DELETE /handlers/{name} removes it)"
+            ),
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "cannot read handler file")
+            }
+        }
     }
 
     /// Looks at a path and waits until that was applied (start-up's way).
     pub async fn load_file(&self, path: PathBuf) -> Result<(), ChangeError> {
         self.ask(|reply| Request::File(path, Some(reply))).await
+    }
+
+    /// Whether handler changes go through a catalog.
+    pub fn has_catalog(&self) -> bool {
+        self.cluster.is_some()
     }
 }
 
@@ -209,7 +341,7 @@ impl Supervisor {
             }
             this
         });
-        (Changes(tx), task)
+        (Changes { tx, cluster: None }, task)
     }
 
     async fn apply(&mut self, request: Request) {
@@ -253,6 +385,12 @@ impl Supervisor {
             },
             Request::Redrive { name, reply } => self.redrive(name, reply),
             Request::Restart(failed) => self.restart(failed),
+            Request::Validate { name, bytes, reply } => {
+                let _ = reply.send(self.validate(&name, bytes).await);
+            }
+            Request::Catalog { change, reply } => {
+                let _ = reply.send(self.apply_catalog(change).await);
+            }
         }
     }
 

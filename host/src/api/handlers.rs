@@ -230,10 +230,13 @@ pub async fn redrive(
 }
 
 fn view(app: &AppState, name: &str) -> Result<HandlerView, ApiError> {
-    app.registry()
+    let mut view = app
+        .registry()
         .get(name)
         .map(HandlerView::from)
-        .ok_or_else(|| ApiError::NotFound(format!("no handler named {name:?}")))
+        .ok_or_else(|| ApiError::NotFound(format!("no handler named {name:?}")))?;
+    view.cluster = app.cluster().and_then(|c| super::cluster::handler(c, name));
+    Ok(view)
 }
 
 #[cfg(test)]

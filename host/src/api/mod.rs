@@ -3,6 +3,7 @@
 //! every error is JSON (see [`error`]).
 
 mod calls;
+mod cluster;
 mod demo;
 mod error;
 mod fields;
@@ -56,6 +57,8 @@ struct Shared {
     waiting: std::sync::Mutex<Option<String>>,
     /// Parts of the host that stopped working (a watcher died).
     problems: std::sync::Mutex<Vec<&'static str>>,
+    /// The cluster this instance takes part in, once it started.
+    cluster: crate::cluster::Slot,
 }
 
 impl AppState {
@@ -64,6 +67,7 @@ impl AppState {
         registry: Arc<Registry>,
         changes: Changes,
         admin: AdminPolicy,
+        cluster: crate::cluster::Slot,
     ) -> Self {
         Self(Arc::new(Shared {
             bus,
@@ -73,7 +77,13 @@ impl AppState {
             started: AtomicBool::new(false),
             waiting: std::sync::Mutex::new(None),
             problems: std::sync::Mutex::default(),
+            cluster,
         }))
+    }
+
+    /// The cluster, once it started (on a real broker, or with the catalog).
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.0.cluster.get()
     }
 
     pub fn set_waiting(&self, why: Option<String>) {
@@ -174,6 +184,7 @@ pub fn router(state: AppState) -> Router {
         .route("/handlers/{name}/resume", post(handlers::resume))
         .route("/handlers/{name}/replay", post(handlers::replay))
         .route("/handlers/{name}/redrive", post(handlers::redrive))
+        .route("/cluster", get(cluster::cluster))
         .route("/metrics", get(metrics::metrics))
         .route("/calls", get(calls::recent))
         .route("/events/{id}/chain", get(calls::chain))

@@ -31,6 +31,9 @@ pub struct HandlerView {
     pub retry: Option<RetryView>,
     pub stats: StatsView,
     pub last_error: Option<String>,
+    /// This handler across the cluster's instances (on a real cluster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<super::cluster::HandlerClusterView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -72,14 +75,7 @@ pub struct StatsView {
 }
 
 pub fn status(s: Status) -> &'static str {
-    match s {
-        Status::Starting => "starting",
-        Status::Running => "running",
-        Status::Idle => "idle",
-        Status::Paused => "paused",
-        Status::Restarting => "restarting",
-        Status::Failed => "failed",
-    }
+    s.as_str()
 }
 
 impl From<RetryPolicy> for RetryView {
@@ -138,6 +134,7 @@ impl From<HandlerInfo> for HandlerView {
                 lag_by_partition,
             },
             last_error: h.last_error,
+            cluster: None,
         }
     }
 }

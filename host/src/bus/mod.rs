@@ -24,7 +24,7 @@ pub use consume::{
     ConsumerSettings, HandlerLoop, LoopFailed, ReplayFrom, Rewound, consumer_config,
 };
 use embedded::EmbeddedBroker;
-pub use publisher::{PublishError, Publisher, Stored};
+pub use publisher::{Pending, PublishError, Publisher, Stored};
 pub use redrive::{Redriven, redrive};
 
 use crate::calls::Calls;
@@ -273,17 +273,58 @@ impl Topics {
     }
 }
 
+impl Bus {
+    /// Creates the host's own topic `name` if it does not exist: one
+    /// partition (one order for every reader), compacted (the latest
+    /// record of each key is what counts).
+    pub async fn ensure_compacted(&self, name: &str) -> anyhow::Result<()> {
+        let topics = &self.topics;
+        match &topics.admin {
+            TopicAdmin::Embedded(broker) => broker.create_topic(name, 1).await,
+            TopicAdmin::Cluster(admin, replication) => {
+                let missing = {
+                    let client = admin.inner();
+                    tokio::task::block_in_place(|| missing_topics(client, &[name]))
+                        .with_context(|| format!("cannot look {name} up on {}", topics.bootstrap))?
+                };
+                if missing.is_empty() {
+                    return Ok(());
+                }
+                let topic = NewTopic::new(name, 1, TopicReplication::Fixed(*replication))
+                    .set("cleanup.policy", "compact");
+                let options = AdminOptions::new()
+                    .operation_timeout(Some(Duration::from_secs(10)))
+                    .request_timeout(Some(Duration::from_secs(10)));
+                let results = admin
+                    .create_topics([&topic], &options)
+                    .await
+                    .with_context(|| format!("cannot create {name} on {}", topics.bootstrap))?;
+                for result in results {
+                    match result {
+                        Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                        Err((topic, code)) => anyhow::bail!("cannot create topic {topic}: {code}"),
+                    }
+                }
+                tracing::info!(topic = name, "compacted topic created");
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Which of `topics` the cluster does not have.
-fn missing_topics(
+fn missing_topics<T: AsRef<str> + Clone>(
     client: &rdkafka::client::Client<DefaultClientContext>,
-    topics: &[Topic],
-) -> anyhow::Result<Vec<Topic>> {
+    topics: &[T],
+) -> anyhow::Result<Vec<T>> {
     let mut missing = Vec::new();
     for topic in topics {
-        let metadata = client.fetch_metadata(Some(topic.as_str()), Duration::from_secs(10))?;
-        let exists = metadata.topics().iter().any(|t| {
-            t.name() == topic.as_str() && t.error().is_none() && !t.partitions().is_empty()
-        });
+        let topic_name = topic.as_ref();
+        let metadata = client.fetch_metadata(Some(topic_name), Duration::from_secs(10))?;
+        let exists = metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic_name && t.error().is_none() && !t.partitions().is_empty());
         if !exists {
             missing.push(topic.clone());
         }

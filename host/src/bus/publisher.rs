@@ -176,7 +176,7 @@ impl Publisher {
     /// asked (else as [`enqueue`] keys it); a raw message as it is.
     ///
     /// [`enqueue`]: Publisher::enqueue
-    pub fn enqueue_outgoing(&self, out: &Outgoing) -> Result<Pending, PublishError> {
+    pub fn enqueue_outgoing(&self, out: &Outgoing, version: &str) -> Result<Pending, PublishError> {
         let source = Source::Handler;
         let traceparent = current_traceparent();
         let traced = traceparent.is_some();
@@ -189,7 +189,7 @@ impl Publisher {
             } => {
                 let payload = encode(topic, event)?;
                 let key = key.as_deref().unwrap_or(event.key().as_bytes());
-                let host = event_headers(event, traceparent.as_deref());
+                let host = with_version(event_headers(event, traceparent.as_deref()), version);
                 let headers = with_headers(host, headers, traced);
                 self.enqueue_raw(topic.as_str(), Some(key), &payload, headers, source)
             }
@@ -200,7 +200,7 @@ impl Publisher {
                 headers,
             } => {
                 let host = with_traceparent(OwnedHeaders::new(), traceparent.as_deref());
-                let headers = with_headers(host, headers, traced);
+                let headers = with_headers(with_version(host, version), headers, traced);
                 let mut record = FutureRecord::<[u8], [u8]>::to(topic.as_str()).headers(headers);
                 if let Some(key) = key {
                     record = record.key(key);
@@ -214,8 +214,12 @@ impl Publisher {
     }
 
     /// Publishes what a handler published and waits for the broker.
-    pub async fn publish_outgoing(&self, out: &Outgoing) -> Result<Stored, PublishError> {
-        self.enqueue_outgoing(out)?.acked().await
+    pub async fn publish_outgoing(
+        &self,
+        out: &Outgoing,
+        version: &str,
+    ) -> Result<Stored, PublishError> {
+        self.enqueue_outgoing(out, version)?.acked().await
     }
 
     /// Publishes raw bytes, as dead letters are: unchanged.
@@ -230,6 +234,22 @@ impl Publisher {
         self.enqueue_raw(topic, key, payload, headers, source)?
             .acked()
             .await
+    }
+
+    /// Hands a keyed record to the producer, a tombstone without `value`
+    /// (the host's own topics: the handler catalog, the instances).
+    pub fn enqueue_keyed(
+        &self,
+        topic: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+        source: Source,
+    ) -> Result<Pending, PublishError> {
+        let mut record = FutureRecord::<[u8], [u8]>::to(topic).key(key);
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
+        self.send_record(topic, record, source)
     }
 
     fn enqueue_raw(
@@ -315,7 +335,9 @@ fn with_headers(
     host_traced: bool,
 ) -> OwnedHeaders {
     for h in headers {
-        if host_traced && h.name.eq_ignore_ascii_case(TRACEPARENT) {
+        if (host_traced && h.name.eq_ignore_ascii_case(TRACEPARENT))
+            || h.name.eq_ignore_ascii_case(HANDLER_VERSION)
+        {
             continue;
         }
         to = to.insert(Header {
@@ -324,6 +346,18 @@ fn with_headers(
         });
     }
     to
+}
+
+/// The header that says which version of a handler published an event (or
+/// set a message aside as a dead letter): its component's digest. During a
+/// rollout across instances it shows which events each version made.
+pub const HANDLER_VERSION: &str = "handlerVersion";
+
+fn with_version(headers: OwnedHeaders, version: &str) -> OwnedHeaders {
+    headers.insert(Header {
+        key: HANDLER_VERSION,
+        value: Some(version),
+    })
 }
 
 fn encode(topic: &Topic, event: &Event) -> Result<Vec<u8>, PublishError> {

@@ -110,6 +110,7 @@ label_value! {
         Handler => "handler",
         DeadLetter => "dead_letter",
         Redrive => "redrive",
+        Catalog => "catalog",
     }
 }
 

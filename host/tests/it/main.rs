@@ -8,6 +8,7 @@
 mod support;
 
 mod binary;
+mod cluster;
 mod compose;
 mod consume_edges;
 mod contract;

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::attempt;
 use super::lane::Done;
+use crate::bus::publisher::HANDLER_VERSION;
 use crate::event::Topic;
 use crate::metrics::Source;
 use crate::telemetry::{TRACEPARENT, current_traceparent};
@@ -28,6 +29,7 @@ pub async fn send(
     halt: CancellationToken,
     message: OwnedMessage,
     reason: Reason,
+    version: Arc<str>,
 ) -> Done {
     let w = shared.as_ref();
     let Ok(topic) = Topic::parse(message.topic()) else {
@@ -41,7 +43,7 @@ pub async fn send(
         &w.name,
         "dead-lettering an event",
         || {
-            let headers = headers(&message, &w.name, &reason);
+            let headers = headers(&message, (&w.name, &version), &reason);
             w.publisher.send(
                 dlq.as_str(),
                 message.key(),
@@ -70,19 +72,23 @@ pub async fn send(
 /// The message's own headers, then the `dlq.*` ones. Its `traceparent` is
 /// replaced by the handler call's, so the dead letter can be followed back
 /// through the call to the request that caused it.
-fn headers(message: &OwnedMessage, handler: &str, reason: &Reason) -> OwnedHeaders {
+/// The handler's version is in `handlerVersion`, replacing the one the
+/// event carried (from the handler that published it).
+fn headers(message: &OwnedMessage, handler: (&str, &str), reason: &Reason) -> OwnedHeaders {
     headers_traced(message, handler, reason, current_traceparent().as_deref())
 }
 
 fn headers_traced(
     message: &OwnedMessage,
-    handler: &str,
+    (handler, version): (&str, &str),
     reason: &Reason,
     traceparent: Option<&str>,
 ) -> OwnedHeaders {
     let mut headers = OwnedHeaders::new();
     let replaced = |key: &str| {
-        key.starts_with("dlq.") || (traceparent.is_some() && key.eq_ignore_ascii_case(TRACEPARENT))
+        key.starts_with("dlq.")
+            || key.eq_ignore_ascii_case(HANDLER_VERSION)
+            || (traceparent.is_some() && key.eq_ignore_ascii_case(TRACEPARENT))
     };
     if let Some(original) = message.headers() {
         for h in original.iter().filter(|h| !replaced(h.key)) {
@@ -108,6 +114,10 @@ fn headers_traced(
             value: Some(value.as_str()),
         });
     }
+    headers = headers.insert(Header {
+        key: HANDLER_VERSION,
+        value: Some(version),
+    });
     if let Some(tp) = traceparent {
         headers = headers.insert(Header {
             key: TRACEPARENT,
@@ -136,6 +146,10 @@ mod tests {
             .insert(Header {
                 key: "traceparent",
                 value: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            })
+            .insert(Header {
+                key: "handlerVersion",
+                value: Some("the publisher's"),
             });
         let message = OwnedMessage::new(
             Some(b"{}".to_vec()),
@@ -151,7 +165,7 @@ mod tests {
             attempts: 3,
         };
         let call = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01";
-        let h = headers_traced(&message, "echo", &reason, Some(call));
+        let h = headers_traced(&message, ("echo", "d1g3st"), &reason, Some(call));
         let all: Vec<(String, String)> = h
             .iter()
             .map(|h| {
@@ -173,5 +187,10 @@ mod tests {
         assert_eq!(get("dlq.offset"), ["41"]);
         assert_eq!(get("dlq.timestamp"), ["1700000000000"]);
         assert_eq!(get("traceparent"), [call], "one traceparent: the call's");
+        assert_eq!(
+            get("handlerVersion"),
+            ["d1g3st"],
+            "one version: this handler's"
+        );
     }
 }

@@ -204,7 +204,8 @@ async fn run(
             Ok(outcome) => {
                 let mut record = record;
                 record.published(&outcome.outbox);
-                let publish = outbox::publish(shared, halt, outcome.outbox, span);
+                let version = component.digest_shared();
+                let publish = outbox::publish(shared, halt, outcome.outbox, (span, &version));
                 let Some(published) = publish.await else {
                     record.abandoned(attempt);
                     return None;
@@ -299,7 +300,7 @@ async fn dead_letter(
 ) -> Done {
     let (error, attempts) = (reason.error.clone(), reason.attempts);
     // In the call's span: the dead letter carries it.
-    let send = dead_letter::send(shared, halt, message, reason);
+    let send = dead_letter::send(shared, halt, message, reason, record.version().clone());
     let done = record.span().clone().scope(send).await;
     match done {
         Done::Finished => record.finish(Outcome::DeadLettered, attempts, Some(error)),

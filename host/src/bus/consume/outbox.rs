@@ -38,7 +38,7 @@ pub async fn publish(
     shared: &Arc<Shared>,
     halt: &CancellationToken,
     outbox: Vec<Outgoing>,
-    span: &telemetry::Span,
+    (span, version): (&telemetry::Span, &Arc<str>),
 ) -> Option<impl Future<Output = Published> + Send + 'static> {
     if !topics_ready(shared, halt, &outbox).await {
         return None;
@@ -47,7 +47,7 @@ pub async fn publish(
         outbox
             .into_iter()
             .map(|o| {
-                let pending = shared.publisher.enqueue_outgoing(&o);
+                let pending = shared.publisher.enqueue_outgoing(&o, version);
                 (o, pending)
             })
             .collect()
@@ -55,6 +55,7 @@ pub async fn publish(
     let shared = shared.clone();
     let halt = halt.clone();
     let span = (!pending.is_empty()).then(|| span.clone());
+    let version = version.clone();
     Some(async move {
         let mut left = Vec::new();
         for (o, pending) in pending {
@@ -72,7 +73,9 @@ pub async fn publish(
             }
         }
         match span {
-            Some(span) if !left.is_empty() => span.scope(republish(&shared, &halt, left)).await,
+            Some(span) if !left.is_empty() => {
+                span.scope(republish(&shared, &halt, left, &version)).await
+            }
             _ => Published::Done,
         }
     })
@@ -102,6 +105,7 @@ async fn republish(
     shared: &Shared,
     halt: &CancellationToken,
     mut outbox: Vec<Outgoing>,
+    version: &str,
 ) -> Published {
     let mut round = 1;
     while !outbox.is_empty() {
@@ -112,7 +116,9 @@ async fn republish(
         if !topics_ready(shared, halt, &outbox).await {
             return Published::Abandoned;
         }
-        let sends = outbox.iter().map(|o| shared.publisher.publish_outgoing(o));
+        let sends = outbox
+            .iter()
+            .map(|o| shared.publisher.publish_outgoing(o, version));
         let results = futures_util::future::join_all(sends).await;
         let mut left = Vec::new();
         for (o, result) in outbox.into_iter().zip(results) {

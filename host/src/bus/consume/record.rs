@@ -18,6 +18,8 @@ pub struct Record {
     /// Nothing to record when the history is off.
     call: Option<Box<Pending>>,
     span: telemetry::Span,
+    /// The handler version the call runs on (its digest).
+    version: Arc<str>,
 }
 
 #[derive(Clone)]
@@ -65,7 +67,13 @@ impl Record {
         Self {
             call,
             span: span.clone(),
+            version: component.digest_shared(),
         }
+    }
+
+    /// The digest of the version the call runs on.
+    pub fn version(&self) -> &Arc<str> {
+        &self.version
     }
 
     /// The call's span.
