@@ -111,16 +111,30 @@ pub async fn run(
                     instances_topic: config.instances_topic.clone(),
                     interval: Duration::from_millis(config.announce_interval_ms),
                 };
-                let cluster = crate::cluster::Cluster::start(
+                let started = crate::cluster::Cluster::start(
                     settings,
                     bus.clone(),
                     registry.clone(),
                     changes.clone(),
                 )
-                .await?;
-                tracing::info!(instance = cluster.id(), url = %advertised, catalog = ?cluster.settings().catalog_topic, "taking part in the cluster");
-                let _ = cluster_slot.set(cluster.clone());
-                Some(cluster)
+                .await;
+                match started {
+                    Ok(cluster) => {
+                        tracing::info!(instance = cluster.id(), url = %advertised, catalog = ?cluster.settings().catalog_topic, "taking part in the cluster");
+                        let _ = cluster_slot.set(cluster.clone());
+                        Some(cluster)
+                    }
+                    Err(e) if config.catalog => {
+                        return Err(e.context("cannot use the handler catalog"));
+                    }
+                    // Without a catalog the instances topic only feeds
+                    // `GET /cluster`: a client that may not create it
+                    // still runs.
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "cannot announce this instance to the cluster; GET /cluster is off");
+                        None
+                    }
+                }
             }
             false => None,
         };

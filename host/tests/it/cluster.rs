@@ -304,6 +304,21 @@ async fn a_restarted_instance_serves_the_catalog_before_it_is_ready() {
     let (_, h) = get(&restarted.addr, "/handlers/echo").await;
     assert_eq!(h["version"], d1.as_str(), "{h}");
 
+    // A file dropped into an instance's folder goes into the catalog: the
+    // other instance serves it too.
+    let v2 = support::variant(&echo, 8);
+    let d2 = event_host::runtime::digest(&v2);
+    let folder = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "handlers-cluster-kill-b-again-{}",
+        std::process::id()
+    ));
+    support::write_file(&folder.join("echo.wasm"), &v2);
+    eventually(
+        "the dropped file's version on the other instance",
+        async || version(&a.addr).await.as_deref() == Some(d2.as_str()),
+    )
+    .await;
+
     // The killed instance falls silent and drops out of the cluster.
     eventually("the cluster without the killed instance", async || {
         let (_, c) = get(&a.addr, "/cluster").await;
@@ -314,4 +329,57 @@ async fn a_restarted_instance_serves_the_catalog_before_it_is_ready() {
         c["converged"] == true && ids.len() == 2 && !ids.contains(&&killed)
     })
     .await;
+}
+
+/// The catalog on the embedded broker, one instance: the folder seeds it,
+/// and changes made over HTTP go through it (and leave the folder alone).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_catalog_serves_one_instance_on_the_embedded_broker() {
+    let dir = temp_handlers_dir("catalog-embedded");
+    let echo = std::fs::read(support::test_component("fault-handler")).unwrap();
+    let v1 = support::variant(&echo, 11);
+    std::fs::write(dir.join("echo.wasm"), &v1).unwrap();
+    let mut c = support::config(&dir, None);
+    c.catalog = true;
+    c.announce_interval_ms = 200;
+    let host = support::TestHost::start(c).await;
+    let addr = host.addr.to_string();
+    assert_eq!(
+        version(&addr).await.as_deref(),
+        Some(event_host::runtime::digest(&v1).as_str())
+    );
+    eventually("one instance, converged", async || {
+        converged(&addr, 1).await
+    })
+    .await;
+    let (_, cluster) = host.get("/cluster").await;
+    assert_eq!(cluster["catalog"], "_event-host-catalog", "{cluster}");
+    assert_eq!(cluster["instances"][0]["this"], true, "{cluster}");
+
+    let v2 = support::variant(&echo, 12);
+    let d2 = event_host::runtime::digest(&v2);
+    assert_eq!(
+        change(reqwest::Method::PUT, &addr, "/handlers/echo", Some(v2)).await,
+        200
+    );
+    assert_eq!(version(&addr).await.as_deref(), Some(d2.as_str()));
+    assert_eq!(
+        change(reqwest::Method::POST, &addr, "/handlers/echo/pause", None).await,
+        200
+    );
+    let (_, h) = host.get("/handlers/echo").await;
+    assert_eq!(h["status"], "paused", "{h}");
+    assert_eq!(h["cluster"]["paused"], true, "{h}");
+    assert_eq!(
+        change(reqwest::Method::DELETE, &addr, "/handlers/echo", None).await,
+        204
+    );
+    assert_eq!(host.get("/handlers/echo").await.0, 404);
+    assert_eq!(
+        change(reqwest::Method::DELETE, &addr, "/handlers/echo", None).await,
+        404
+    );
+    // The catalog changed; the folder did not.
+    assert_eq!(std::fs::read(dir.join("echo.wasm")).unwrap(), v1);
+    host.stop().await;
 }
