@@ -60,7 +60,8 @@ impl OutgoingEvent {
     }
 
     /// A header, sent after the host's own (`eventType`, `userId`, `eventId`,
-    /// `traceparent`; a `traceparent` of its own gives way to the host's).
+    /// `traceparent`, `handlerVersion`; a `traceparent` or `handlerVersion`
+    /// of its own gives way to the host's).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
         self.headers.push(Header {
             name: name.into(),

@@ -134,7 +134,8 @@ async fn a_0_1_and_a_0_2_handler_run_side_by_side_and_0_2_sees_headers() {
     assert_eq!(next.header("echo.of"), Some("e-side-by-side"));
     assert_eq!(next.header("x-trace"), Some("t-1"));
     assert_eq!(next.header("other"), None);
-    // Host headers first (trace context included), then the handler's.
+    // Host headers first (trace context and version included), then the
+    // handler's.
     let names: Vec<_> = next.headers.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         names,
@@ -143,10 +144,13 @@ async fn a_0_1_and_a_0_2_handler_run_side_by_side_and_0_2_sees_headers() {
             "userId",
             "eventId",
             "traceparent",
+            "handlerVersion",
             "echo.of",
             "x-trace"
         ]
     );
+    let (_, view) = host.get("/handlers/next").await;
+    assert_eq!(next.header("handlerVersion"), view["version"].as_str());
     host.stop().await;
 }
 
