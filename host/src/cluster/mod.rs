@@ -208,7 +208,13 @@ impl Cluster {
         if let Some(old) = replaced.filter(|old| old.digest != digest) {
             self.collect(topic, &old).await;
         }
-        self.applied(offset).await
+        let done = self.applied(offset).await?;
+        // A handler put into a catalog nobody set up yet sets it up: an
+        // instance started later does not seed its folder over it.
+        if !self.is_marked() {
+            self.mark().await?;
+        }
+        Ok(done)
     }
 
     /// Writes `name` paused or not (the same version) and waits for it here.
@@ -391,14 +397,21 @@ pub async fn seed(
     files: &[std::path::PathBuf],
 ) -> anyhow::Result<()> {
     if !cluster.is_marked() {
-        tracing::info!(
-            files = files.len(),
-            "a new catalog: putting the handlers folder into it"
-        );
-        for file in files {
-            changes.publish_file(file).await;
+        // An instance with an empty folder leaves the catalog unset, for
+        // one that has handlers to seed it.
+        if !files.is_empty() {
+            tracing::info!(
+                files = files.len(),
+                "a new catalog: putting the handlers folder into it"
+            );
+            for file in files {
+                changes.publish_file(file).await;
+            }
+            // (A put already set it up, unless every file was refused.)
+            if !cluster.is_marked() {
+                cluster.mark().await?;
+            }
         }
-        cluster.mark().await?;
         return Ok(());
     }
     for file in files {
