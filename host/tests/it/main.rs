@@ -16,6 +16,7 @@ mod e2e_tansu;
 mod faults;
 mod harness;
 mod hot_reload;
+mod image;
 mod observe;
 mod polyglot;
 mod resilience;
