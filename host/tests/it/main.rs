@@ -9,6 +9,8 @@ mod support;
 
 mod binary;
 mod compose;
+mod compose_scale;
+mod compose_service;
 mod consume_edges;
 mod contract;
 mod demo_embedded;
