@@ -4,7 +4,10 @@
 
 #![allow(dead_code)]
 
+pub mod dockerfile;
+pub mod files;
 pub mod flows;
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
