@@ -216,6 +216,7 @@ async fn a_rollout_reaches_every_instance_and_loses_nothing() {
         })
         .await;
     }
+    eventually("converged, paused", async || converged(&a.addr, 3).await).await;
     assert_eq!(
         change(
             reqwest::Method::POST,
@@ -232,6 +233,7 @@ async fn a_rollout_reaches_every_instance_and_loses_nothing() {
         })
         .await;
     }
+    eventually("converged, resumed", async || converged(&b.addr, 3).await).await;
 
     // An invalid upload is refused and changes nothing anywhere.
     let (status, _) = {

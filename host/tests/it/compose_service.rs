@@ -231,7 +231,12 @@ fn compose_needs_no_variable_set_and_gives_no_default_token() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_token_the_service_refuses_handler_changes() {
     let mut config = config_from(&container_env());
-    assert!(config.admin_token.as_ref().is_none_or(|t| t.expose().is_empty()));
+    assert!(
+        config
+            .admin_token
+            .as_ref()
+            .is_none_or(|t| t.expose().is_empty())
+    );
     // As in the container (listening beyond loopback), on the embedded broker.
     config.port = 0;
     config.kafka_brokers = None;
