@@ -113,6 +113,18 @@ fn view(cluster: &Cluster) -> ClusterView {
     }
 }
 
+/// The cluster for `GET /metrics`.
+pub fn snapshot(cluster: &Cluster) -> crate::metrics::ClusterSnapshot {
+    let instances = cluster.instances();
+    crate::metrics::ClusterSnapshot {
+        converged: handler_views(cluster, &instances)
+            .into_iter()
+            .map(|h| (h.name, h.converged))
+            .collect(),
+        instances: instances.len(),
+    }
+}
+
 /// `name` across the cluster, for `GET /handlers/:name`.
 pub fn handler(cluster: &Cluster, name: &str) -> Option<HandlerClusterView> {
     let instances = cluster.instances();

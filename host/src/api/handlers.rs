@@ -85,9 +85,18 @@ pub async fn list(State(app): State<AppState>) -> Json<Vec<HandlerView>> {
         app.registry()
             .list()
             .into_iter()
-            .map(HandlerView::from)
+            .map(|h| sourced(&app, HandlerView::from(h)))
             .collect(),
     )
+}
+
+/// With the catalog on, a handler's versions come from it, not a file.
+fn sourced(app: &AppState, mut view: HandlerView) -> HandlerView {
+    if app.changes().has_catalog() {
+        view.source = "catalog";
+        view.file = None;
+    }
+    view
 }
 
 /// `GET /handlers/:name`.
@@ -233,7 +242,7 @@ fn view(app: &AppState, name: &str) -> Result<HandlerView, ApiError> {
     let mut view = app
         .registry()
         .get(name)
-        .map(HandlerView::from)
+        .map(|h| sourced(app, HandlerView::from(h)))
         .ok_or_else(|| ApiError::NotFound(format!("no handler named {name:?}")))?;
     view.cluster = app.cluster().and_then(|c| super::cluster::handler(c, name));
     Ok(view)

@@ -33,6 +33,7 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
             .collect(),
         producer_queue: app.bus().publisher().queued(),
         librdkafka: rdkafka::util::get_rdkafka_version().1,
+        cluster: app.cluster().map(|c| super::cluster::snapshot(c)),
     };
     match app.bus().metrics().render(&snapshot) {
         Ok(text) => (

@@ -17,7 +17,12 @@ use crate::runtime::{Contract, Format, RetryPolicy};
 pub struct HandlerView {
     pub name: String,
     pub status: &'static str,
-    pub file: PathBuf,
+    /// Where its versions come from: `folder` (its file here) or
+    /// `catalog` (the cluster's catalog topic).
+    pub source: &'static str,
+    /// Its file in the handlers folder (none with the catalog).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
     /// SHA-256 of the component serving events.
     pub version: Option<String>,
     #[serde(serialize_with = "rfc3339")]
@@ -114,7 +119,8 @@ impl From<HandlerInfo> for HandlerView {
         Self {
             name: h.name,
             status: status(h.status),
-            file: h.file,
+            source: "folder",
+            file: Some(h.file),
             version: h.version,
             loaded_at: h.loaded_at,
             contract: h.contract.map(Contract::name),

@@ -31,7 +31,7 @@ use labels::{
     EventLabels, EventOutcome, FailureLabels, HandlerLabels, HttpLabels, ProcessLabels,
     ReloadLabels, SendResult, SentLabels, TopicLabels,
 };
-pub use scrape::{HandlerSnapshot, Snapshot};
+pub use scrape::{ClusterSnapshot, HandlerSnapshot, Snapshot};
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 

@@ -36,6 +36,16 @@ pub struct Snapshot {
     /// Events the producer holds that the broker has not acknowledged.
     pub producer_queue: u64,
     pub librdkafka: String,
+    /// The cluster as this instance sees it, when it takes part in one.
+    pub cluster: Option<ClusterSnapshot>,
+}
+
+/// The cluster at a scrape: how many instances are live, and per handler
+/// whether they all serve the same version (the catalog's, if any).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSnapshot {
+    pub instances: usize,
+    pub converged: Vec<(String, bool)>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -143,6 +153,28 @@ impl Snapshot {
             "The version serving a handler's events (value 1), with its digest, contract, status and instance mode",
             versions,
         );
+        if let Some(cluster) = &self.cluster {
+            let instances = Gauge::<i64>::default();
+            instances.set(gauge(cluster.instances as u64));
+            registry.register(
+                "event_host_cluster_instances",
+                "Live instances of the cluster, as this instance sees their announcements",
+                instances,
+            );
+            let converged = Family::<HandlerLabels, Gauge>::default();
+            for (name, yes) in &cluster.converged {
+                converged
+                    .get_or_create(&HandlerLabels {
+                        handler: name.clone(),
+                    })
+                    .set(i64::from(*yes));
+            }
+            registry.register(
+                "event_host_cluster_handler_converged",
+                "1 when every live instance serves the handler at the same version (the catalog's, with one), paused alike; 0 during a rollout or when instances drifted apart",
+                converged,
+            );
+        }
         let queue = Gauge::<i64>::default();
         queue.set(gauge(self.producer_queue));
         registry.register(

@@ -26,6 +26,10 @@ fn counts_and_gauges_render_with_their_labels() {
         }],
         producer_queue: 2,
         librdkafka: "2.12.1".into(),
+        cluster: Some(crate::metrics::ClusterSnapshot {
+            instances: 3,
+            converged: vec![("user-handler".into(), true), ("audit".into(), false)],
+        }),
     };
     let text = metrics.render(&snapshot).unwrap();
     for line in [
@@ -41,6 +45,9 @@ fn counts_and_gauges_render_with_their_labels() {
         r#"event_host_consumer_lag{handler="user-handler",topic="user-events",partition="0"} 5"#,
         r#"event_host_handler_version{handler="user-handler",version="abc",contract="0.2.0",status="running",instances="fresh"} 1"#,
         r#"event_host_producer_queue_messages 2"#,
+        r#"event_host_cluster_instances 3"#,
+        r#"event_host_cluster_handler_converged{handler="user-handler"} 1"#,
+        r#"event_host_cluster_handler_converged{handler="audit"} 0"#,
         "# EOF",
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");

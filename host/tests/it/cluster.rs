@@ -371,6 +371,8 @@ async fn the_catalog_serves_one_instance_on_the_embedded_broker() {
     );
     let (_, h) = host.get("/handlers/echo").await;
     assert_eq!(h["status"], "paused", "{h}");
+    assert_eq!(h["source"], "catalog", "{h}");
+    assert!(h.get("file").is_none(), "{h}");
     assert_eq!(h["cluster"]["paused"], true, "{h}");
     assert_eq!(
         change(reqwest::Method::DELETE, &addr, "/handlers/echo", None).await,
