@@ -100,6 +100,21 @@ async fn a_rollout_reaches_every_instance_and_loses_nothing() {
         converged(&c.addr, 3).await
     })
     .await;
+    let metrics = reqwest::get(format!("http://{}/metrics", c.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "event_host_cluster_instances 3",
+        r#"event_host_cluster_handler_converged{handler="echo"} 1"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
+    }
 
     // A steady stream across the rollout.
     let sent = Arc::new(AtomicU64::new(0));
