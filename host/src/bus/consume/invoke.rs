@@ -84,20 +84,7 @@ pub async fn handle(
         partition = message.partition(),
         offset = message.offset(),
     );
-    // Only a JSON log is interested in the span: otherwise no instrumenting.
-    if log.is_disabled() {
-        return run(
-            shared,
-            halt,
-            message,
-            component,
-            input,
-            &span,
-            metrics.clone(),
-        )
-        .await;
-    }
-    let finish = run(
+    let call = run(
         shared,
         halt,
         message,
@@ -105,9 +92,12 @@ pub async fn handle(
         input,
         &span,
         metrics.clone(),
-    )
-    .instrument(log.clone())
-    .await?;
+    );
+    // Only a JSON log is interested in the span: otherwise no instrumenting.
+    if log.is_disabled() {
+        return call.await;
+    }
+    let finish = call.instrument(log.clone()).await?;
     Some(Box::pin(finish.instrument(log)))
 }
 
