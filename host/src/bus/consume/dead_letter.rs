@@ -11,7 +11,6 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::attempt;
 use super::lane::Done;
-use crate::bus::publisher::HANDLER_VERSION;
 use crate::event::Topic;
 use crate::metrics::Source;
 use crate::telemetry::{TRACEPARENT, current_traceparent};
@@ -72,8 +71,8 @@ pub async fn send(
 /// The message's own headers, then the `dlq.*` ones. Its `traceparent` is
 /// replaced by the handler call's, so the dead letter can be followed back
 /// through the call to the request that caused it.
-/// The handler's version is in `handlerVersion`, replacing the one the
-/// event carried (from the handler that published it).
+/// The handler's version is in `dlq.handler.version`; the event's own
+/// `handlerVersion` (the handler that published it) stays.
 fn headers(message: &OwnedMessage, handler: (&str, &str), reason: &Reason) -> OwnedHeaders {
     headers_traced(message, handler, reason, current_traceparent().as_deref())
 }
@@ -86,9 +85,7 @@ fn headers_traced(
 ) -> OwnedHeaders {
     let mut headers = OwnedHeaders::new();
     let replaced = |key: &str| {
-        key.starts_with("dlq.")
-            || key.eq_ignore_ascii_case(HANDLER_VERSION)
-            || (traceparent.is_some() && key.eq_ignore_ascii_case(TRACEPARENT))
+        key.starts_with("dlq.") || (traceparent.is_some() && key.eq_ignore_ascii_case(TRACEPARENT))
     };
     if let Some(original) = message.headers() {
         for h in original.iter().filter(|h| !replaced(h.key)) {
@@ -115,7 +112,7 @@ fn headers_traced(
         });
     }
     headers = headers.insert(Header {
-        key: HANDLER_VERSION,
+        key: "dlq.handler.version",
         value: Some(version),
     });
     if let Some(tp) = traceparent {
@@ -133,7 +130,7 @@ mod tests {
     use rdkafka::Timestamp;
 
     #[test]
-    fn dead_letter_headers_replace_earlier_ones_and_say_why() {
+    fn dead_letter_headers_replace_earlier_ones_and_say_why_and_by_which_version() {
         let original = OwnedHeaders::new()
             .insert(Header {
                 key: "eventType",
@@ -187,10 +184,11 @@ mod tests {
         assert_eq!(get("dlq.offset"), ["41"]);
         assert_eq!(get("dlq.timestamp"), ["1700000000000"]);
         assert_eq!(get("traceparent"), [call], "one traceparent: the call's");
+        assert_eq!(get("dlq.handler.version"), ["d1g3st"], "this handler's");
         assert_eq!(
             get("handlerVersion"),
-            ["d1g3st"],
-            "one version: this handler's"
+            ["the publisher's"],
+            "the event's own, kept"
         );
     }
 }

@@ -748,6 +748,38 @@ pub fn produce_while(
 /// were seen; returns how often each was seen.
 /// Writes `{"sentinel": id}` to one partition of `topic`: read back, it says
 /// that everything written to that partition before it has been read.
+/// Writes a dead letter of `handler` (headers `dlq.handler`, `dlq.topic`)
+/// to one partition of `topic`, in a batch of its own.
+pub async fn produce_dead_letter(bootstrap: &str, topic: &str, partition: i32, handler: &str) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let original = topic.trim_end_matches(".dlq");
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "dlq.handler",
+            value: Some(handler),
+        })
+        .insert(Header {
+            key: "dlq.topic",
+            value: Some(original),
+        });
+    producer
+        .send(
+            FutureRecord::<(), _>::to(topic)
+                .partition(partition)
+                .payload("{}")
+                .headers(headers),
+            PATIENCE,
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+}
+
 pub async fn produce_to_partition(bootstrap: &str, topic: &str, partition: i32, id: &str) {
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let producer: FutureProducer = ClientConfig::new()
