@@ -1409,7 +1409,14 @@ async fn the_host_serves_every_metric_the_dashboard_queries() {
     host.wait_for_handler(
         "user-handler",
         "handle the registration and report its lag",
-        |h| h["stats"]["handled"].as_u64() >= Some(1) && !h["stats"]["lag"].is_null(),
+        // A first report may know no partition's position yet (an empty
+        // map, no lag series): wait for one that does.
+        |h| {
+            h["stats"]["handled"].as_u64() >= Some(1)
+                && h["stats"]["lagByPartition"]
+                    .as_object()
+                    .is_some_and(|m| !m.is_empty())
+        },
     )
     .await;
 
