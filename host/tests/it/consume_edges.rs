@@ -596,23 +596,12 @@ async fn a_publish_the_broker_forbids_dead_letters_the_event_with_the_broker_s_e
 #[ignore = "needs the tansu broker on PATH; run with: cargo test --workspace -- --include-ignored"]
 async fn tansu_skips_the_rest_of_a_batch_fetched_from_its_middle() {
     use rdkafka::ClientConfig;
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::producer::{FutureProducer, FutureRecord};
     use rdkafka::{Message, Offset, TopicPartitionList};
 
     let broker = Tansu::start();
-    let admin: AdminClient<_> = ClientConfig::new()
-        .set("bootstrap.servers", &broker.bootstrap)
-        .create()
-        .unwrap();
-    admin
-        .create_topics(
-            &[NewTopic::new("batched", 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap();
+    support::create_topic(&broker.bootstrap, "batched", 1).await;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &broker.bootstrap)
         .set("linger.ms", "200")

@@ -358,21 +358,7 @@ async fn tansu_ends_a_partition_inside_its_last_batch() {
     use std::time::Duration;
 
     let broker = support::Tansu::start();
-    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
-        .set("bootstrap.servers", &broker.bootstrap)
-        .create()
-        .unwrap();
-    admin
-        .create_topics(
-            &[rdkafka::admin::NewTopic::new(
-                "ends",
-                1,
-                rdkafka::admin::TopicReplication::Fixed(1),
-            )],
-            &rdkafka::admin::AdminOptions::new(),
-        )
-        .await
-        .unwrap();
+    support::create_topic(&broker.bootstrap, "ends", 1).await;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &broker.bootstrap)
         .set("linger.ms", "200")

@@ -748,6 +748,26 @@ pub fn produce_while(
 /// were seen; returns how often each was seen.
 /// Writes `{"sentinel": id}` to one partition of `topic`: read back, it says
 /// that everything written to that partition before it has been read.
+/// Creates `topic` with `partitions` partitions (the broker tests' own
+/// topics, outside the host).
+pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("cannot create {t}: {e}"));
+    }
+}
+
 /// Writes a dead letter of `handler` (headers `dlq.handler`, `dlq.topic`)
 /// to one partition of `topic`, in a batch of its own.
 pub async fn produce_dead_letter(bootstrap: &str, topic: &str, partition: i32, handler: &str) {
