@@ -4,7 +4,8 @@
 //! handler version becomes one [`Component`]: compiled, linked and
 //! type-checked once against the contract version it targets (one `Pre`),
 //! then instantiated in a fresh `Store` for every event, so no state leaks
-//! from one event to the next. Every call runs under a wall-clock deadline
+//! from one event to the next — unless the handler runs on reused instances
+//! (see [`reuse`]). Every call runs under a wall-clock deadline
 //! (epoch interruption) and a memory cap.
 //!
 //! Nothing here knows about Kafka or HTTP.
@@ -13,6 +14,7 @@ mod bindings;
 mod component;
 mod contract;
 mod output;
+mod reuse;
 mod state;
 mod subscription;
 
@@ -31,6 +33,7 @@ use wasmtime::{
 pub use component::{Component, Invocation, Outcome, ReusedInstance};
 pub use contract::{Contract, Delivery, Format, Header, Input, Prepared};
 pub use output::Level;
+pub use reuse::{Instances, KeptInstance, ReusePolicy, Seat};
 use state::HostState;
 pub use state::Outgoing;
 pub use subscription::{RetryPolicy, Subscription};
@@ -42,6 +45,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 const KEEP_RESIDENT: usize = 1 << 20;
 /// Instances that may run at once with the pooling allocator.
 const POOL_INSTANCES: u32 = 128;
+/// Of those, how many lanes may keep between their events (reused
+/// instances): the other half of the pool always turns over call by call.
+const KEPT_INSTANCES: usize = POOL_INSTANCES as usize / 2;
 /// What one component may hold, so that the pool fits `POOL_INSTANCES` of
 /// any component that loads: a component needing more is refused at load
 /// time, not when an event comes.
@@ -67,6 +73,7 @@ pub struct Runtime {
     limits: Limits,
     allocator: Allocator,
     capacity: Capacity,
+    reuse: ReusePolicy,
     _ticker: EpochTicker,
 }
 
@@ -74,10 +81,17 @@ pub struct Runtime {
 /// or no bound with on-demand allocation. A call waits for a slot instead of
 /// failing to instantiate.
 #[derive(Clone)]
-pub(crate) struct Capacity(Option<Arc<tokio::sync::Semaphore>>);
+pub(crate) struct Capacity {
+    slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// Of the slots, those kept by lanes between events; never waited for.
+    kept: Option<Arc<tokio::sync::Semaphore>>,
+}
 
 /// Room for one instance; see [`Component::slot`].
 pub struct Slot(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
+
+/// Leave for a slot to stay taken between a lane's events.
+pub(crate) struct KeepPermit(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
 
 /// How instance memory is allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,20 +133,30 @@ impl Runtime {
         bindings::v0_2::Handler::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
         let ticker = EpochTicker::start(engine.clone());
-        let capacity = Capacity(match allocator {
-            Allocator::Pooling => Some(Arc::new(tokio::sync::Semaphore::new(
-                POOL_INSTANCES as usize,
-            ))),
+        let semaphore = |permits| match allocator {
+            Allocator::Pooling => Some(Arc::new(tokio::sync::Semaphore::new(permits))),
             Allocator::OnDemand => None,
-        });
+        };
+        let capacity = Capacity {
+            slots: semaphore(POOL_INSTANCES as usize),
+            kept: semaphore(KEPT_INSTANCES),
+        };
         Ok(Self {
             engine,
             linker: Arc::new(linker),
             limits,
             allocator,
             capacity,
+            reuse: ReusePolicy::default(),
             _ticker: ticker,
         })
+    }
+
+    /// Which handlers run on reused instances, and when one is replaced;
+    /// for the versions loaded from now on.
+    pub fn with_reuse(mut self, reuse: ReusePolicy) -> Self {
+        self.reuse = reuse;
+        self
     }
 
     pub fn allocator(&self) -> Allocator {
@@ -177,8 +201,11 @@ impl Runtime {
             name: name.to_string(),
             digest: digest.into(),
             loaded_at: SystemTime::now(),
-            subscription,
             pre,
+            instances: self
+                .reuse
+                .instances(name, subscription.stateless, self.limits),
+            subscription,
             limits: self.limits,
             capacity: self.capacity.clone(),
             log_budget: Default::default(),
@@ -190,19 +217,26 @@ impl Runtime {
     }
 }
 
+/// A store whose first call may run for `limits.timeout`; each further
+/// call (a reused instance) sets its own deadline with [`begin_call`].
 pub(crate) fn new_store(engine: &Engine, limits: Limits) -> Store<HostState> {
     let mut store = Store::new(engine, HostState::new(limits.memory_bytes));
     store.limiter(|s| &mut s.limits);
-    let deadline = Instant::now() + limits.timeout;
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
+    begin_call(&mut store, limits.timeout);
+    store.epoch_deadline_callback(|store| {
+        if Instant::now() >= store.data().deadline {
             Err(wasmtime::Error::new(DeadlineExceeded))
         } else {
             Ok(UpdateDeadline::Yield(1))
         }
     });
     store
+}
+
+/// Readies `store` for one call of at most `timeout`.
+pub(crate) fn begin_call(store: &mut Store<HostState>, timeout: Duration) {
+    store.data_mut().begin_call(timeout);
+    store.set_epoch_deadline(1);
 }
 
 fn engine_config(pool_for: Option<Limits>, cache: Option<wasmtime::Cache>) -> Config {
@@ -234,17 +268,30 @@ fn engine_config(pool_for: Option<Limits>, cache: Option<wasmtime::Cache>) -> Co
 
 impl Capacity {
     pub(crate) fn try_slot(&self) -> Option<Slot> {
-        match &self.0 {
+        match &self.slots {
             None => Some(Slot(None)),
             Some(s) => s.clone().try_acquire_owned().ok().map(|p| Slot(Some(p))),
         }
     }
 
     pub(crate) async fn slot(&self) -> Slot {
-        match &self.0 {
+        match &self.slots {
             None => Slot(None),
             // The semaphore is never closed.
             Some(s) => Slot(s.clone().acquire_owned().await.ok()),
+        }
+    }
+
+    /// Leave to keep a slot between events, if fewer than
+    /// [`KEPT_INSTANCES`] are kept now; never waits.
+    pub(crate) fn try_keep(&self) -> Option<KeepPermit> {
+        match &self.kept {
+            None => Some(KeepPermit(None)),
+            Some(s) => s
+                .clone()
+                .try_acquire_owned()
+                .ok()
+                .map(|p| KeepPermit(Some(p))),
         }
     }
 }
