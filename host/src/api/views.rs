@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::bus::{Redriven, Rewound};
 use crate::registry::{HandlerInfo, Status};
-use crate::runtime::{Contract, Format, RetryPolicy};
+use crate::runtime::{Contract, Format, Instances, RetryPolicy};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -32,6 +32,9 @@ pub struct HandlerView {
     pub subscriptions: Vec<SubscriptionView>,
     /// It declared that it keeps no state between events.
     pub stateless: bool,
+    /// `reused` (one instance per partition, kept between events) or
+    /// `fresh` (a new instance per event).
+    pub instances: Option<&'static str>,
     /// The handler's own retry policy; none means the host's defaults.
     pub retry: Option<RetryView>,
     pub stats: StatsView,
@@ -126,6 +129,7 @@ impl From<HandlerInfo> for HandlerView {
             contract: h.contract.map(Contract::name),
             subscriptions,
             stateless: h.subscription.as_ref().is_some_and(|s| s.stateless),
+            instances: h.instances.map(Instances::as_str),
             retry: h.subscription.and_then(|s| s.retry).map(RetryView::from),
             stats: StatsView {
                 handled: h.counts.handled,
