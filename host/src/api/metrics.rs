@@ -57,6 +57,7 @@ fn handler_snapshot(h: HandlerInfo) -> HandlerSnapshot {
         partitions: h.partitions,
         lag: h.lag.unwrap_or_default(),
         handed_over_unfinished: h.counts.handed_over_unfinished,
+        instances_created: h.counts.instances_created,
         name: h.name,
     }
 }

@@ -74,6 +74,8 @@ pub struct StatsView {
     /// Events left unfinished to a partition's next owner at hand-overs
     /// (revocations, stops): at most these are handled twice.
     pub handed_over_unfinished: u64,
+    /// Instances made for its calls (fewer than calls when reused).
+    pub instances_created: u64,
     /// Partitions this instance holds.
     pub partitions: usize,
     /// Events waiting on this instance's partitions, as of the consumer's
@@ -139,6 +141,7 @@ impl From<HandlerInfo> for HandlerView {
                 in_flight: h.counts.in_flight,
                 waiting_for_capacity: h.counts.waiting_for_capacity,
                 handed_over_unfinished: h.counts.handed_over_unfinished,
+                instances_created: h.counts.instances_created,
                 partitions: h.partitions,
                 lag: h.lag.as_ref().map(|l| l.values().sum()),
                 lag_by_partition,

@@ -93,6 +93,7 @@ async fn fresh_instances_see_one_event_each_unless_a_handler_declares_it_statele
         (&counter["instances"], &counter["stateless"]),
         (&json!("fresh"), &json!(false))
     );
+    assert_eq!(counter["stats"]["instancesCreated"], 4, "{counter}");
     let (_, next) = host.get("/handlers/next").await;
     assert_eq!(
         (&next["instances"], &next["stateless"]),
@@ -121,11 +122,19 @@ async fn a_reused_instance_keeps_its_globals_until_it_traps() {
     .await;
     assert_eq!(counts(&host, 5).await, [1, 2, 3, 1, 2]);
 
+    // Instances: the first (its fourth event is the trap's first attempt),
+    // one per attempt after that, one after the trap.
     let (_, counter) = host.get("/handlers/counter").await;
     assert_eq!(counter["instances"], "reused", "{counter}");
+    assert_eq!(counter["stats"]["instancesCreated"], 1 + 2 + 1, "{counter}");
+    let metrics = metrics(&host).await;
     assert_eq!(
-        instances_label(&metrics(&host).await, "counter").as_deref(),
+        instances_label(&metrics, "counter").as_deref(),
         Some("reused")
+    );
+    assert!(
+        metrics.contains(r#"event_host_instances_created_total{handler="counter"} 4"#),
+        "{metrics}"
     );
     host.stop().await;
 }

@@ -195,6 +195,9 @@ async fn run(
                 record.abandoned(attempt - 1);
                 None
             })?;
+            if matches!(seat, Seat::New(_)) {
+                w.stats.instance_created();
+            }
             let _running = w.stats.call();
             let started = Instant::now();
             let result = component.handle_in(seat, &prepared, kept).await;
