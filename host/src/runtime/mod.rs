@@ -5,12 +5,13 @@
 //! type-checked once against the contract version it targets (one `Pre`),
 //! then instantiated in a fresh `Store` for every event, so no state leaks
 //! from one event to the next — unless the handler runs on reused instances
-//! (see [`reuse`]). Every call runs under a wall-clock deadline
+//! (`reuse.rs`). Every call runs under a wall-clock deadline
 //! (epoch interruption) and a memory cap.
 //!
 //! Nothing here knows about Kafka or HTTP.
 
 mod bindings;
+mod capacity;
 mod component;
 mod contract;
 mod output;
@@ -30,6 +31,8 @@ use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
 };
 
+pub use capacity::Slot;
+use capacity::{Capacity, KeepPermit};
 pub use component::{Component, Invocation, Outcome, ReusedInstance};
 pub use contract::{Contract, Delivery, Format, Header, Input, Prepared};
 pub use output::Level;
@@ -45,9 +48,6 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 const KEEP_RESIDENT: usize = 1 << 20;
 /// Instances that may run at once with the pooling allocator.
 const POOL_INSTANCES: u32 = 128;
-/// Of those, how many lanes may keep between their events (reused
-/// instances): the other half of the pool always turns over call by call.
-const KEPT_INSTANCES: usize = POOL_INSTANCES as usize / 2;
 /// What one component may hold, so that the pool fits `POOL_INSTANCES` of
 /// any component that loads: a component needing more is refused at load
 /// time, not when an event comes.
@@ -76,22 +76,6 @@ pub struct Runtime {
     reuse: ReusePolicy,
     _ticker: EpochTicker,
 }
-
-/// Instances that may exist at once, across every handler: the pool's size,
-/// or no bound with on-demand allocation. A call waits for a slot instead of
-/// failing to instantiate.
-#[derive(Clone)]
-pub(crate) struct Capacity {
-    slots: Option<Arc<tokio::sync::Semaphore>>,
-    /// Of the slots, those kept by lanes between events; never waited for.
-    kept: Option<Arc<tokio::sync::Semaphore>>,
-}
-
-/// Room for one instance; see [`Component::slot`].
-pub struct Slot(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
-
-/// Leave for a slot to stay taken between a lane's events.
-pub(crate) struct KeepPermit(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
 
 /// How instance memory is allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +123,7 @@ impl Runtime {
         };
         let capacity = Capacity {
             slots: semaphore(POOL_INSTANCES as usize),
-            kept: semaphore(KEPT_INSTANCES),
+            kept: semaphore(capacity::KEPT_INSTANCES),
         };
         Ok(Self {
             engine,
@@ -264,36 +248,6 @@ fn engine_config(pool_for: Option<Limits>, cache: Option<wasmtime::Cache>) -> Co
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
-}
-
-impl Capacity {
-    pub(crate) fn try_slot(&self) -> Option<Slot> {
-        match &self.slots {
-            None => Some(Slot(None)),
-            Some(s) => s.clone().try_acquire_owned().ok().map(|p| Slot(Some(p))),
-        }
-    }
-
-    pub(crate) async fn slot(&self) -> Slot {
-        match &self.slots {
-            None => Slot(None),
-            // The semaphore is never closed.
-            Some(s) => Slot(s.clone().acquire_owned().await.ok()),
-        }
-    }
-
-    /// Leave to keep a slot between events, if fewer than
-    /// [`KEPT_INSTANCES`] are kept now; never waits.
-    pub(crate) fn try_keep(&self) -> Option<KeepPermit> {
-        match &self.kept {
-            None => Some(KeepPermit(None)),
-            Some(s) => s
-                .clone()
-                .try_acquire_owned()
-                .ok()
-                .map(|p| KeepPermit(Some(p))),
-        }
-    }
 }
 
 /// Why a file could not become a running handler.

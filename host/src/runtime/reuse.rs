@@ -92,9 +92,10 @@ impl Instances {
 /// instance takes a slot of wasmtime's pool whether the host counts it or
 /// not, so giving the slot back while keeping the instance would let a call
 /// fail to instantiate. So that kept instances cannot starve other
-/// handlers, at most half the pool may be kept ([`super::KEPT_INSTANCES`],
-/// never waited for): a lane that finds no leave runs fresh, and the other
-/// half of the pool keeps turning over call by call.
+/// handlers, at most half the pool may be kept
+/// ([`super::capacity::KEPT_INSTANCES`], never waited for): a lane that
+/// finds no leave runs fresh, and the other half of the pool keeps turning
+/// over call by call.
 #[derive(Default)]
 pub struct KeptInstance(Option<Kept>);
 
