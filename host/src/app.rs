@@ -26,9 +26,26 @@ use crate::bus::Bus;
 use crate::config::Config;
 use crate::event::Topic;
 use crate::registry::Registry;
-use crate::runtime::{Limits, Runtime};
+use crate::runtime::{Limits, ReusePolicy, Runtime};
 use crate::supervisor::Supervisor;
 use crate::{devloop, watcher};
+
+/// Which handlers run on reused instances, from the settings.
+fn reuse_policy(config: &Config) -> ReusePolicy {
+    let names = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect()
+    };
+    ReusePolicy {
+        reuse: names(&config.reuse_instances),
+        isolate: names(&config.isolate_instances),
+        max_events: config.reuse_max_events,
+        max_memory_percent: config.reuse_max_memory_percent,
+    }
+}
 
 /// Runs the host until `shutdown` completes, then shuts down in order.
 pub async fn run(
@@ -41,7 +58,8 @@ pub async fn run(
         memory_bytes: config.handler_memory_mb.saturating_mul(1024 * 1024),
     };
     let compile_cache = config.compile_cache();
-    let runtime = Arc::new(Runtime::new(limits, compile_cache.as_deref())?);
+    let runtime =
+        Arc::new(Runtime::new(limits, compile_cache.as_deref())?.with_reuse(reuse_policy(&config)));
     let bus = Arc::new(Bus::connect(&config)?);
     let broker = bus.info();
     if broker.mode == "embedded" {

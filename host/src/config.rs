@@ -127,6 +127,26 @@ pub struct Config {
     #[arg(long, env = "HANDLER_MEMORY_MB", default_value_t = 64)]
     pub handler_memory_mb: usize,
 
+    /// Handlers (comma-separated names) that run on reused instances, one
+    /// per partition, although they do not declare themselves `stateless`
+    /// (those are reused anyway). Their globals then last between events.
+    #[arg(long, env = "REUSE_INSTANCES", value_delimiter = ',')]
+    pub reuse_instances: Vec<String>,
+
+    /// Handlers (comma-separated names) that get a fresh instance for every
+    /// event even if they declare `stateless` or are in REUSE_INSTANCES.
+    #[arg(long, env = "ISOLATE_INSTANCES", value_delimiter = ',')]
+    pub isolate_instances: Vec<String>,
+
+    /// Events one reused instance handles before a new one replaces it.
+    #[arg(long, env = "REUSE_MAX_EVENTS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub reuse_max_events: u32,
+
+    /// Share of HANDLER_MEMORY_MB, in percent, a reused instance's linear
+    /// memory may grow to; past it, the instance is replaced after its call.
+    #[arg(long, env = "REUSE_MAX_MEMORY_PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub reuse_max_memory_percent: u8,
+
     /// How long the broker may take to acknowledge a published event.
     #[arg(long, env = "PUBLISH_TIMEOUT_MS", default_value_t = 10_000)]
     pub publish_timeout_ms: u64,
@@ -352,6 +372,24 @@ mod tests {
             "{shown}"
         );
         assert_eq!(c.admin_token.as_ref().map(Secret::expose), Some("s3cret"));
+    }
+
+    #[test]
+    fn instance_reuse_is_named_per_handler() {
+        let c = Config::try_parse_from([
+            "event-host",
+            "--reuse-instances",
+            "a,b",
+            "--isolate-instances",
+            "b",
+        ])
+        .unwrap();
+        assert_eq!(c.reuse_instances, ["a", "b"]);
+        assert_eq!(c.isolate_instances, ["b"]);
+        assert_eq!(Config::defaults().reuse_max_events, 10_000);
+        assert_eq!(Config::defaults().reuse_max_memory_percent, 50);
+        let bad = |flag, v| Config::try_parse_from(["event-host", flag, v]).is_err();
+        assert!(bad("--reuse-max-events", "0") && bad("--reuse-max-memory-percent", "101"));
     }
 
     #[test]

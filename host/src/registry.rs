@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-use crate::runtime::{Component, Contract, Subscription};
+use crate::runtime::{Component, Contract, Instances, Subscription};
 use crate::stats::{ConsumerState, Counts, Stats};
 
 #[derive(Default)]
@@ -47,6 +47,8 @@ pub struct HandlerInfo {
     pub subscription: Option<Subscription>,
     /// The contract version the serving component targets.
     pub contract: Option<Contract>,
+    /// Whether the serving component's instances are fresh or reused.
+    pub instances: Option<Instances>,
     pub counts: Counts,
     /// Partitions this instance holds for it.
     pub partitions: usize,
@@ -260,6 +262,7 @@ fn info(name: &str, e: &Entry) -> HandlerInfo {
         loaded_at: current.as_ref().map(Component::loaded_at),
         subscription: current.as_ref().map(|c| c.subscription().clone()),
         contract: current.as_ref().map(Component::contract),
+        instances: current.as_ref().map(Component::instances),
         counts: e.stats.counts(),
         partitions: consumer.map_or(0, ConsumerState::partitions),
         lag: consumer.and_then(ConsumerState::lag),

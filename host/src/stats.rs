@@ -21,6 +21,7 @@ pub struct Stats {
     in_flight: AtomicU64,
     waiting_for_capacity: AtomicU64,
     handed_over_unfinished: AtomicU64,
+    instances_created: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -44,6 +45,9 @@ pub struct Counts {
     /// partition was handed over — revoked, or the host stopped: the next
     /// owner handles them again, so this bounds the events handled twice.
     pub handed_over_unfinished: u64,
+    /// Instances made for its calls: one per call with fresh instances,
+    /// far fewer than `handled` with reused ones.
+    pub instances_created: u64,
 }
 
 impl Stats {
@@ -83,6 +87,11 @@ impl Stats {
             .fetch_add(events as u64, Ordering::Relaxed);
     }
 
+    /// Counts an instance made for a call.
+    pub fn instance_created(&self) {
+        self.instances_created.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn dead_lettered(&self) {
         self.dead_lettered.fetch_add(1, Ordering::Relaxed);
     }
@@ -100,6 +109,7 @@ impl Stats {
             in_flight: self.in_flight.load(Ordering::Relaxed),
             waiting_for_capacity: self.waiting_for_capacity.load(Ordering::Relaxed),
             handed_over_unfinished: self.handed_over_unfinished.load(Ordering::Relaxed),
+            instances_created: self.instances_created.load(Ordering::Relaxed),
         }
     }
 }
@@ -199,6 +209,7 @@ mod tests {
         s.failed("second".into());
         s.dead_lettered();
         s.handed_over_unfinished(3);
+        s.instance_created();
         let call = s.call();
         let waiting = s.waiting_for_capacity();
         assert_eq!(s.counts().in_flight, 1);
@@ -214,6 +225,7 @@ mod tests {
                 in_flight: 0,
                 waiting_for_capacity: 0,
                 handed_over_unfinished: 3,
+                instances_created: 1,
             }
         );
         assert_eq!(s.last_error().as_deref(), Some("second"));

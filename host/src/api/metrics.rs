@@ -12,6 +12,7 @@ use super::AppState;
 use super::views::status;
 use crate::metrics::{HandlerSnapshot, Snapshot};
 use crate::registry::HandlerInfo;
+use crate::runtime::Instances;
 use crate::telemetry;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
@@ -50,12 +51,13 @@ fn handler_snapshot(h: HandlerInfo) -> HandlerSnapshot {
         status: status(h.status),
         version: h.version,
         contract: h.contract.map(|c| c.name()),
-        instances: "fresh",
+        instances: h.instances.unwrap_or(Instances::Fresh).as_str(),
         in_flight: h.counts.in_flight,
         waiting_for_capacity: h.counts.waiting_for_capacity,
         partitions: h.partitions,
         lag: h.lag.unwrap_or_default(),
         handed_over_unfinished: h.counts.handed_over_unfinished,
+        instances_created: h.counts.instances_created,
         name: h.name,
     }
 }

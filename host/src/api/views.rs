@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::bus::{Redriven, Rewound};
 use crate::registry::{HandlerInfo, Status};
-use crate::runtime::{Contract, Format, RetryPolicy};
+use crate::runtime::{Contract, Format, Instances, RetryPolicy};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -32,6 +32,9 @@ pub struct HandlerView {
     pub subscriptions: Vec<SubscriptionView>,
     /// It declared that it keeps no state between events.
     pub stateless: bool,
+    /// `reused` (one instance per partition, kept between events) or
+    /// `fresh` (a new instance per event).
+    pub instances: Option<&'static str>,
     /// The handler's own retry policy; none means the host's defaults.
     pub retry: Option<RetryView>,
     pub stats: StatsView,
@@ -71,6 +74,8 @@ pub struct StatsView {
     /// Events left unfinished to a partition's next owner at hand-overs
     /// (revocations, stops): at most these are handled twice.
     pub handed_over_unfinished: u64,
+    /// Instances made for its calls (fewer than calls when reused).
+    pub instances_created: u64,
     /// Partitions this instance holds.
     pub partitions: usize,
     /// Events waiting on this instance's partitions, as of the consumer's
@@ -126,6 +131,7 @@ impl From<HandlerInfo> for HandlerView {
             contract: h.contract.map(Contract::name),
             subscriptions,
             stateless: h.subscription.as_ref().is_some_and(|s| s.stateless),
+            instances: h.instances.map(Instances::as_str),
             retry: h.subscription.and_then(|s| s.retry).map(RetryView::from),
             stats: StatsView {
                 handled: h.counts.handled,
@@ -135,6 +141,7 @@ impl From<HandlerInfo> for HandlerView {
                 in_flight: h.counts.in_flight,
                 waiting_for_capacity: h.counts.waiting_for_capacity,
                 handed_over_unfinished: h.counts.handed_over_unfinished,
+                instances_created: h.counts.instances_created,
                 partitions: h.partitions,
                 lag: h.lag.as_ref().map(|l| l.values().sum()),
                 lag_by_partition,

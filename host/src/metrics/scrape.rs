@@ -27,6 +27,7 @@ pub struct HandlerSnapshot {
     /// Events waiting, by `topic/partition`.
     pub lag: BTreeMap<String, u64>,
     pub handed_over_unfinished: u64,
+    pub instances_created: u64,
 }
 
 /// The state of the host at a scrape.
@@ -85,6 +86,7 @@ impl Snapshot {
         let in_flight = Family::<HandlerLabels, Gauge>::default();
         let waiting = Family::<HandlerLabels, Gauge>::default();
         let partitions = Family::<HandlerLabels, Gauge>::default();
+        let created = Family::<HandlerLabels, Counter>::default();
         let unfinished = Family::<HandlerLabels, Counter>::default();
         let lag = Family::<PartitionLabels, Gauge>::default();
         let versions = Family::<VersionLabels, Gauge>::default();
@@ -102,6 +104,7 @@ impl Snapshot {
             unfinished
                 .get_or_create(&handler)
                 .inc_by(h.handed_over_unfinished);
+            created.get_or_create(&handler).inc_by(h.instances_created);
             for (key, waiting) in &h.lag {
                 let (topic, partition) = key.rsplit_once('/').unwrap_or((key.as_str(), ""));
                 lag.get_or_create(&PartitionLabels {
@@ -142,6 +145,11 @@ impl Snapshot {
             "event_host_handed_over_unfinished",
             "Events taken but not finished when their partition was handed over: the next owner handles them again",
             unfinished,
+        );
+        registry.register(
+            "event_host_instances_created",
+            "Instances made for the handler's calls: one per call with fresh instances, fewer when reused",
+            created,
         );
         registry.register(
             "event_host_consumer_lag",

@@ -1,6 +1,7 @@
 //! One handler version, ready to handle events: its `Pre`, its subscription
 //! and its log budget. Each call runs in a fresh `Store` and instance, so no
-//! state leaks from one event to the next.
+//! state leaks from one event to the next, unless the handler's instances
+//! are reused (`reuse.rs`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,9 +11,10 @@ use wasmtime::Store;
 
 use super::contract::{Contract, Delivery, Input, Instance, Pre, Prepared};
 use super::output::Level;
+use super::reuse::{Instances, Seat};
 use super::state::{HostState, Outgoing};
 use super::subscription::Subscription;
-use super::{Capacity, DeadlineExceeded, Failure, HOST_CALL_SLACK, Limits, Slot, error_text};
+use super::{Capacity, Failure, Limits, Slot};
 
 /// One version of one handler, ready to handle events. Cheap to clone.
 #[derive(Clone)]
@@ -23,6 +25,7 @@ pub(super) struct Inner {
     pub digest: Arc<str>,
     pub loaded_at: SystemTime,
     pub subscription: Subscription,
+    pub instances: Instances,
     pub pre: Pre,
     pub limits: Limits,
     pub capacity: Capacity,
@@ -73,6 +76,11 @@ impl Component {
         &self.0.subscription
     }
 
+    /// Whether its calls get a fresh instance each or reuse one per lane.
+    pub fn instances(&self) -> Instances {
+        self.0.instances
+    }
+
     /// The contract version the component targets.
     pub fn contract(&self) -> Contract {
         self.0.pre.contract()
@@ -106,36 +114,13 @@ impl Component {
     /// Like [`Component::handle`], but returns what the handler logged
     /// instead of logging it.
     pub async fn invoke(&self, slot: Slot, prepared: &Prepared) -> Invocation {
-        let mut store = super::new_store(self.0.pre.engine(), self.0.limits);
-        let call = async {
-            let instance = self.0.pre.instantiate(&mut store).await?;
-            instance.handle(&mut store, prepared).await
-        };
-        let result = tokio::time::timeout(self.0.limits.timeout + HOST_CALL_SLACK, call).await;
-        let result = match result {
-            Ok(result) => result,
-            Err(_) => Err(wasmtime::Error::new(DeadlineExceeded)),
-        };
-        // The instance goes with the store; only then is its room free.
-        let state = store.into_data();
-        drop(slot);
-        let log = state.output.finish();
-        let result = match result {
-            Ok(Ok(())) => Ok(Outcome {
-                outbox: state.outbox,
-            }),
-            Ok(Err(failure)) => Err(failure),
-            Err(e) if e.downcast_ref::<DeadlineExceeded>().is_some() => {
-                Err(Failure::Timeout(self.0.limits.timeout))
-            }
-            Err(e) => Err(Failure::Trap(error_text(&e))),
-        };
-        Invocation { result, log }
+        // Never kept: the instance goes when the call ends.
+        self.call(Seat::New(slot), prepared).await.0
     }
 
     /// Logs what one invocation logged and printed, at its levels, within
     /// the handler's rate limit.
-    fn log(&self, event_id: &str, mut lines: Vec<(Level, String)>) {
+    pub(super) fn log(&self, event_id: &str, mut lines: Vec<(Level, String)>) {
         // Lines the log filter would discard do not use up the budget.
         lines.retain(|(level, _)| match level {
             Level::Debug => tracing::enabled!(tracing::Level::DEBUG),

@@ -4,15 +4,18 @@
 //! handler version becomes one [`Component`]: compiled, linked and
 //! type-checked once against the contract version it targets (one `Pre`),
 //! then instantiated in a fresh `Store` for every event, so no state leaks
-//! from one event to the next. Every call runs under a wall-clock deadline
+//! from one event to the next — unless the handler runs on reused instances
+//! (`reuse.rs`). Every call runs under a wall-clock deadline
 //! (epoch interruption) and a memory cap.
 //!
 //! Nothing here knows about Kafka or HTTP.
 
 mod bindings;
+mod capacity;
 mod component;
 mod contract;
 mod output;
+mod reuse;
 mod state;
 mod subscription;
 
@@ -28,9 +31,12 @@ use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
 };
 
+pub use capacity::Slot;
+use capacity::{Capacity, KeepPermit};
 pub use component::{Component, Invocation, Outcome, ReusedInstance};
 pub use contract::{Contract, Delivery, Format, Header, Input, Prepared};
 pub use output::Level;
+pub use reuse::{Instances, KeptInstance, ReusePolicy, Seat};
 use state::HostState;
 pub use state::Outgoing;
 pub use subscription::{RetryPolicy, Subscription};
@@ -67,17 +73,9 @@ pub struct Runtime {
     limits: Limits,
     allocator: Allocator,
     capacity: Capacity,
+    reuse: ReusePolicy,
     _ticker: EpochTicker,
 }
-
-/// Instances that may exist at once, across every handler: the pool's size,
-/// or no bound with on-demand allocation. A call waits for a slot instead of
-/// failing to instantiate.
-#[derive(Clone)]
-pub(crate) struct Capacity(Option<Arc<tokio::sync::Semaphore>>);
-
-/// Room for one instance; see [`Component::slot`].
-pub struct Slot(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
 
 /// How instance memory is allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,20 +117,30 @@ impl Runtime {
         bindings::v0_2::Handler::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
         let ticker = EpochTicker::start(engine.clone());
-        let capacity = Capacity(match allocator {
-            Allocator::Pooling => Some(Arc::new(tokio::sync::Semaphore::new(
-                POOL_INSTANCES as usize,
-            ))),
+        let semaphore = |permits| match allocator {
+            Allocator::Pooling => Some(Arc::new(tokio::sync::Semaphore::new(permits))),
             Allocator::OnDemand => None,
-        });
+        };
+        let capacity = Capacity {
+            slots: semaphore(POOL_INSTANCES as usize),
+            kept: semaphore(capacity::KEPT_INSTANCES),
+        };
         Ok(Self {
             engine,
             linker: Arc::new(linker),
             limits,
             allocator,
             capacity,
+            reuse: ReusePolicy::default(),
             _ticker: ticker,
         })
+    }
+
+    /// Which handlers run on reused instances, and when one is replaced;
+    /// for the versions loaded from now on.
+    pub fn with_reuse(mut self, reuse: ReusePolicy) -> Self {
+        self.reuse = reuse;
+        self
     }
 
     pub fn allocator(&self) -> Allocator {
@@ -177,8 +185,11 @@ impl Runtime {
             name: name.to_string(),
             digest: digest.into(),
             loaded_at: SystemTime::now(),
-            subscription,
             pre,
+            instances: self
+                .reuse
+                .instances(name, subscription.stateless, self.limits),
+            subscription,
             limits: self.limits,
             capacity: self.capacity.clone(),
             log_budget: Default::default(),
@@ -190,19 +201,26 @@ impl Runtime {
     }
 }
 
+/// A store whose first call may run for `limits.timeout`; each further
+/// call (a reused instance) sets its own deadline with [`begin_call`].
 pub(crate) fn new_store(engine: &Engine, limits: Limits) -> Store<HostState> {
     let mut store = Store::new(engine, HostState::new(limits.memory_bytes));
     store.limiter(|s| &mut s.limits);
-    let deadline = Instant::now() + limits.timeout;
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
+    begin_call(&mut store, limits.timeout);
+    store.epoch_deadline_callback(|store| {
+        if Instant::now() >= store.data().deadline {
             Err(wasmtime::Error::new(DeadlineExceeded))
         } else {
             Ok(UpdateDeadline::Yield(1))
         }
     });
     store
+}
+
+/// Readies `store` for one call of at most `timeout`.
+pub(crate) fn begin_call(store: &mut Store<HostState>, timeout: Duration) {
+    store.data_mut().begin_call(timeout);
+    store.set_epoch_deadline(1);
 }
 
 fn engine_config(pool_for: Option<Limits>, cache: Option<wasmtime::Cache>) -> Config {
@@ -230,23 +248,6 @@ fn engine_config(pool_for: Option<Limits>, cache: Option<wasmtime::Cache>) -> Co
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
-}
-
-impl Capacity {
-    pub(crate) fn try_slot(&self) -> Option<Slot> {
-        match &self.0 {
-            None => Some(Slot(None)),
-            Some(s) => s.clone().try_acquire_owned().ok().map(|p| Slot(Some(p))),
-        }
-    }
-
-    pub(crate) async fn slot(&self) -> Slot {
-        match &self.0 {
-            None => Slot(None),
-            // The semaphore is never closed.
-            Some(s) => Slot(s.clone().acquire_owned().await.ok()),
-        }
-    }
 }
 
 /// Why a file could not become a running handler.

@@ -89,13 +89,15 @@ impl CapturedOutput {
     }
 
     /// Everything kept, in order; text printed without a final newline
-    /// ends each stream's last line.
+    /// ends each stream's last line. The journal starts over, with room for
+    /// [`MAX_OUTPUT`] bytes again (the next call on a reused instance).
     pub fn finish(&self) -> Vec<(Level, String)> {
         let mut journal = self.lock();
         for stream in [Stream::Stdout, Stream::Stderr] {
             let rest = std::mem::take(journal.partial(stream));
             journal.push_printed(stream, &rest);
         }
+        journal.kept = 0;
         std::mem::take(&mut journal.lines)
     }
 
@@ -249,5 +251,8 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].1.len(), MAX_OUTPUT - 10);
         assert_eq!(lines[1], (Level::Info, "éééé".to_string()));
+        // The next call on a reused instance has all the room again.
+        out.log(Level::Info, "kept again");
+        assert_eq!(out.finish(), [(Level::Info, "kept again".to_string())]);
     }
 }

@@ -1,14 +1,16 @@
 //! What one handler invocation owns: its WASI context (nothing preopened, no
 //! environment, no network), its memory limit, what it logged and printed,
-//! and what it asked to publish. A `HostState` lives exactly as long as the
-//! `Store` of one invocation. It serves the imports of every contract
-//! version: each version's calls land on the same few methods.
+//! and what it asked to publish. A `HostState` lives as long as the `Store`
+//! of one instance: one invocation, or several on a reused instance, which
+//! [`HostState::begin_call`] sets back to what a fresh one starts with. It
+//! serves the imports of every contract version: each version's calls land
+//! on the same few methods.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::value::RawValue;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{v0_1, v0_2};
@@ -52,9 +54,69 @@ pub struct HostState {
     /// building it is a good part of an event's fixed cost.
     wasi: Option<WasiCtx>,
     table: ResourceTable,
-    pub(super) limits: StoreLimits,
+    pub(super) limits: Limiter,
     pub(super) outbox: Vec<Outgoing>,
     pub(super) output: CapturedOutput,
+    /// When the running call must stop (read by the epoch callback).
+    pub(super) deadline: Instant,
+}
+
+/// The store's memory and table limits, noting how large a linear memory
+/// has grown: a reused instance whose memory grew too far is replaced.
+pub(super) struct Limiter {
+    limits: StoreLimits,
+    largest_memory: usize,
+}
+
+impl Limiter {
+    /// Bytes of the largest linear memory of the instance.
+    pub fn largest_memory(&self) -> usize {
+        self.largest_memory
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.largest_memory = self.largest_memory.max(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 impl HostState {
@@ -62,13 +124,25 @@ impl HostState {
         Self {
             wasi: None,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: Limiter {
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(memory_bytes)
+                    .trap_on_grow_failure(true)
+                    .build(),
+                largest_memory: 0,
+            },
             outbox: Vec::new(),
             output: CapturedOutput::default(),
+            deadline: Instant::now(),
         }
+    }
+
+    /// Starts a call with `timeout`: nothing published, nothing logged yet,
+    /// whatever calls this store made before.
+    pub(super) fn begin_call(&mut self, timeout: Duration) {
+        self.outbox.clear();
+        drop(self.output.finish());
+        self.deadline = Instant::now() + timeout;
     }
 
     fn queue_event(

@@ -599,7 +599,7 @@ const DASHBOARD: &str = "deploy/grafana/dashboards/event-host.json";
 const WATCHING: &str = "## Watching it: Prometheus, Grafana, Jaeger";
 
 /// The host's counters, as named without the `_total` they are served with.
-const COUNTERS: [&str; 8] = [
+const COUNTERS: [&str; 9] = [
     "messaging_client_consumed_messages",
     "event_host_events",
     "event_host_handler_failures",
@@ -608,6 +608,7 @@ const COUNTERS: [&str; 8] = [
     "event_host_reloads",
     "messaging_client_sent_messages",
     "event_host_handed_over_unfinished",
+    "event_host_instances_created",
 ];
 
 /// The host's histograms, served as `_bucket`, `_sum` and `_count`.

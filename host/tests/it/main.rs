@@ -24,6 +24,7 @@ mod kafka_properties;
 mod observe;
 mod polyglot;
 mod resilience;
+mod reuse;
 mod scaffold;
 mod scale_out;
 mod ui;

@@ -6,7 +6,9 @@
 //! A handler call waits first for one of the handler's call slots
 //! (`partition_concurrency`) and then for an instance slot of the host (the
 //! instance pool is shared by every handler): waiting spends no attempt and
-//! no retry time. Once the lane halts, nothing is retried and nothing is
+//! no retry time. A handler whose instances are reused runs on the lane's
+//! kept instance instead, when it has one of this version: no slot to wait
+//! for. Once the lane halts, nothing is retried and nothing is
 //! dead-lettered: the event stays for the partition's next owner.
 
 use std::future::Future;
@@ -27,7 +29,7 @@ use super::{Shared, attempt};
 use crate::calls::Outcome;
 use crate::event::Event;
 use crate::metrics::{CallOutcome, TopicMetrics};
-use crate::runtime::{Component, Delivery, Format, Header, Input, Slot};
+use crate::runtime::{Component, Delivery, Format, Header, Input, KeptInstance, Seat, Slot};
 use crate::telemetry;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
@@ -49,7 +51,7 @@ pub async fn handle(
     shared: &Arc<Shared>,
     halt: &CancellationToken,
     message: OwnedMessage,
-    component: &Component,
+    (component, kept): (&Component, &mut KeptInstance),
     metrics: &Arc<TopicMetrics>,
 ) -> Option<Finish> {
     let w = shared.as_ref();
@@ -88,7 +90,7 @@ pub async fn handle(
         shared,
         halt,
         message,
-        component,
+        (component, kept),
         input,
         &span,
         metrics.clone(),
@@ -136,7 +138,7 @@ async fn run(
     shared: &Arc<Shared>,
     halt: &CancellationToken,
     message: OwnedMessage,
-    component: &Component,
+    (component, kept): (&Component, &mut KeptInstance),
     input: Result<Input, String>,
     span: &telemetry::Span,
     metrics: Arc<TopicMetrics>,
@@ -169,10 +171,13 @@ async fn run(
         let result = {
             let waited = async {
                 let call = w.calls.acquire().await.ok()?;
-                let slot = instance_slot(w, halt, component).await?;
-                Some((call, slot))
+                let seat = match kept.take_for(component) {
+                    Some(seat) => seat,
+                    None => Seat::New(instance_slot(w, halt, component).await?),
+                };
+                Some((call, seat))
             };
-            let (_call, slot) = tokio::select! {
+            let (_call, seat) = tokio::select! {
                 got = waited => got,
                 () = halt.cancelled() => None,
             }
@@ -180,9 +185,12 @@ async fn run(
                 record.abandoned(attempt - 1);
                 None
             })?;
+            if matches!(seat, Seat::New(_)) {
+                w.stats.instance_created();
+            }
             let _running = w.stats.call();
             let started = Instant::now();
-            let result = component.handle(slot, &prepared).await;
+            let result = component.handle_in(seat, &prepared, kept).await;
             let outcome = match &result {
                 Ok(_) => CallOutcome::Ok,
                 Err(f) => CallOutcome::from(f),

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::offsets::{OffsetTracker, Ticket};
 use super::{LoopConsumer, PartitionKey, PartitionQueue, Shared, invoke};
 use crate::metrics::TopicMetrics;
-use crate::runtime::Component;
+use crate::runtime::{Component, KeptInstance};
 
 /// Events of one partition handled but whose publishes the broker has not
 /// acknowledged yet. Beyond this the lane waits for acknowledgements.
@@ -235,6 +235,8 @@ impl LaneTask {
             let _ = previous.await;
         }
         let mut unacked: FuturesOrdered<Unacked> = FuturesOrdered::new();
+        // The lane's calls run one at a time, so one kept instance at most.
+        let mut kept = KeptInstance::default();
         loop {
             let paused = *self.paused.borrow_and_update();
             let room = !paused && unacked.len() < MAX_UNACKED;
@@ -257,6 +259,12 @@ impl LaneTask {
                     }
                     continue;
                 }
+                // A new version: the old version's instance goes now, not
+                // at the next event.
+                Ok(()) = self.versions.changed(), if kept.is_kept() => {
+                    kept.clear();
+                    continue;
+                }
                 Some(stray) = self.strays.recv(), if room => stray,
                 m = recv(self.queue.as_ref()), if room => match m {
                     Ok(message) => message,
@@ -272,9 +280,9 @@ impl LaneTask {
             if test_hooks::take_panic(&self.shared.name) {
                 panic!("injected by a test");
             }
-            let component = self.versions.borrow().clone();
-            match invoke::handle(&self.shared, &self.halt, message, &component, &self.metrics).await
-            {
+            let component = self.versions.borrow_and_update().clone();
+            let call = (&component, &mut kept);
+            match invoke::handle(&self.shared, &self.halt, message, call, &self.metrics).await {
                 Some(finish) => unacked.push_back(Box::pin(async move { (ticket, finish.await) })),
                 None => {
                     // Halted before the event was done: it stays for the

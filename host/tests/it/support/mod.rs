@@ -81,6 +81,8 @@ pub fn test_component(crate_name: &str) -> PathBuf {
                 "noop-handler",
                 "-p",
                 "next-world",
+                "-p",
+                "counting-handler",
             ])
             .arg("--target-dir")
             .arg(&target_dir)
