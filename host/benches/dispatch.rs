@@ -1,6 +1,7 @@
 //! Dispatch cost: the demo's user-handler rule as a native Rust call, as a
-//! WASM component in a fresh instance per event (what the host does), and
-//! in one reused instance (no isolation; for comparison only).
+//! WASM component in a fresh instance per event (the host's default), and
+//! on a reused instance (the host's path for a handler that opts in to
+//! reuse: a lane's kept instance, replaced after `REUSE_MAX_EVENTS`).
 //!
 //! A fourth case runs a handler that does nearly nothing (the fault-handler
 //! test component told `ok`), in a fresh instance: the fixed cost of an
@@ -19,6 +20,9 @@
 //! on a shared machine the fastest batch moves far less between runs than a
 //! mean, so A/B comparisons of engine settings can be read from it.
 //!
+//! `DISPATCH_ONLY=fresh` or `reused` (quick mode) runs only those cases,
+//! e.g. under a profiler.
+//!
 //! `cargo bench -p event-host --bench dispatch`. Figures go in BENCHMARKS.md.
 
 #[path = "../tests/it/support/mod.rs"]
@@ -29,7 +33,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use event_host::event::Event;
-use event_host::runtime::{Component, Delivery, Input, Limits, Prepared, Runtime};
+use event_host::runtime::{
+    Component, Delivery, Input, KeptInstance, Limits, Prepared, ReusePolicy, Runtime, Seat,
+};
 use serde::{Deserialize, Serialize};
 
 const USER: &str = r#"{"id":"5803b5ec-d86c-4278-a146-a0d7ec0f7336","name":"John Doe","email":"john@example.com","age":30,"createdAt":"2026-11-26T20:08:07.456Z"}"#;
@@ -95,24 +101,31 @@ fn dispatch(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("tokio");
-    let runtime = Runtime::new(
-        Limits {
-            timeout: Duration::from_secs(5),
-            memory_bytes: 64 << 20,
-        },
-        None,
-    )
-    .expect("runtime");
+    let runtime = Runtime::new(runtime_limits(), None).expect("runtime");
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../handlers/user-handler.wasm");
     let bytes = std::fs::read(&file).expect("build the handlers first: cargo build");
     let component = rt
-        .block_on(runtime.load("user-handler", bytes))
+        .block_on(runtime.load("user-handler", bytes.clone()))
+        .expect("loads");
+    // The same handler, named for reuse as REUSE_INSTANCES would.
+    let reusing = Runtime::new(runtime_limits(), None)
+        .expect("runtime")
+        .with_reuse(ReusePolicy {
+            reuse: ["user-handler".to_string(), "noop".to_string()].into(),
+            ..ReusePolicy::default()
+        });
+    let reused = rt
+        .block_on(reusing.load("user-handler", bytes))
         .expect("loads");
     let event = envelope("USER_REGISTERED", USER);
     println!("allocator: {:?}", runtime.allocator());
     let noop = std::fs::read(support::test_component("fault-handler")).expect("built");
     let noop = rt.block_on(runtime.load("noop", noop)).expect("loads");
     let noop_event = envelope("FAULT", r#"{"action":"ok"}"#);
+    let reused_noop = std::fs::read(support::test_component("fault-handler")).expect("built");
+    let reused_noop = rt
+        .block_on(reusing.load("noop", reused_noop))
+        .expect("loads");
 
     let other = std::env::var_os("DISPATCH_COMPONENT").map(|path| {
         let bytes = std::fs::read(&path).expect("DISPATCH_COMPONENT: cannot read the file");
@@ -121,6 +134,8 @@ fn dispatch(c: &mut Criterion) {
     });
 
     if std::env::var_os("DISPATCH_QUICK").is_some() {
+        let only = std::env::var("DISPATCH_ONLY").ok();
+        let runs = |mode: &str| only.as_deref().is_none_or(|only| only == mode);
         let native_time = rt.block_on(fastest(async || {
             std::hint::black_box(native(&event));
         }));
@@ -132,7 +147,7 @@ fn dispatch(c: &mut Criterion) {
         if let Some(other) = &other {
             cases.push(("DISPATCH_COMPONENT", other, &noop_event));
         }
-        for (name, component, event) in cases {
+        for (name, component, event) in cases.into_iter().filter(|_| runs("fresh")) {
             let prepared = prepared(component, event);
             let time = rt.block_on(fastest(async || {
                 component
@@ -148,17 +163,24 @@ fn dispatch(c: &mut Criterion) {
         if std::env::var_os("DISPATCH_CONTRACTS").is_some() {
             contracts(&rt, &runtime, &noop_event);
         }
-        let mut reused = rt
-            .block_on(component.instantiate_for_reuse())
-            .expect("instance");
-        let user = prepared(&component, &event);
-        let time = rt.block_on(fastest(async || {
-            reused.handle(&user).await.expect("handled");
-        }));
-        let ratio = time.as_secs_f64() / native_time.as_secs_f64();
-        println!(
-            "user handler, one reused instance: fastest batch {time:.2?} per event ({ratio:.1}x the native call)"
-        );
+        if !runs("reused") {
+            return;
+        }
+        let cases = [
+            ("user handler", &reused, &event),
+            ("empty handler", &reused_noop, &noop_event),
+        ];
+        for (name, component, event) in cases {
+            let prepared = prepared(component, event);
+            let mut kept = KeptInstance::default();
+            let time = rt.block_on(fastest(async || {
+                on_kept(component, &prepared, &mut kept).await;
+            }));
+            let ratio = time.as_secs_f64() / native_time.as_secs_f64();
+            println!(
+                "{name}, reused instance: fastest batch {time:.2?} per event ({ratio:.1}x the native call)"
+            );
+        }
         return;
     }
 
@@ -195,16 +217,14 @@ fn dispatch(c: &mut Criterion) {
             &noop_event,
         );
     }
-    let mut reused = rt
-        .block_on(component.instantiate_for_reuse())
-        .expect("instance");
-    let user = prepared(&component, &event);
-    group.bench_function("wasm, one reused instance", |b| {
+    let user = prepared(&reused, &event);
+    let mut kept = KeptInstance::default();
+    group.bench_function("wasm, reused instance", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let started = Instant::now();
                 for _ in 0..iters {
-                    reused.handle(&user).await.expect("handled");
+                    on_kept(&reused, &user, &mut kept).await;
                 }
                 started.elapsed()
             })
@@ -213,8 +233,26 @@ fn dispatch(c: &mut Criterion) {
     group.finish();
 }
 
-/// The per-event time of the fastest of 30 batches of 2,000 runs of `f`,
-/// each awaited in place (no runtime entry per run).
+fn runtime_limits() -> Limits {
+    Limits {
+        timeout: Duration::from_secs(5),
+        memory_bytes: 64 << 20,
+    }
+}
+
+/// One event as a lane runs it for a handler on reused instances: on the
+/// kept instance if there is one, else on a new one that is then kept.
+async fn on_kept(component: &Component, prepared: &Prepared, kept: &mut KeptInstance) {
+    let seat = match kept.take_for(component) {
+        Some(seat) => seat,
+        None => Seat::New(component.slot().await),
+    };
+    component
+        .handle_in(seat, prepared, kept)
+        .await
+        .expect("handled");
+}
+
 /// One echo handler per contract version, on the same event, side by side.
 fn contracts(rt: &tokio::runtime::Runtime, runtime: &Runtime, event: &Event) {
     let load = |name: &str| {
@@ -255,6 +293,8 @@ fn contracts(rt: &tokio::runtime::Runtime, runtime: &Runtime, event: &Event) {
     }
 }
 
+/// The per-event time of the fastest of 30 batches of 2,000 runs of `f`,
+/// each awaited in place (no runtime entry per run).
 async fn fastest(mut f: impl AsyncFnMut()) -> Duration {
     const BATCH: u32 = 2_000;
     let mut fastest = Duration::MAX;

@@ -10,7 +10,7 @@ struct NotificationSent {
     kind: String,
 }
 
-#[handler(topics = ["notification-events"])]
+#[handler(topics = ["notification-events"], stateless)]
 fn count(NotificationSent { kind }: NotificationSent, ctx: &Context) -> Result<(), HandlerError> {
     let user = ctx.user_id().unwrap_or("anonymous");
     handler_sdk::info!("Analytics: Notification sent - Type: {kind}, User: {user}");

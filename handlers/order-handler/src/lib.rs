@@ -15,7 +15,7 @@ struct Order {
     id: String,
 }
 
-#[handler(topics = ["order-events"])]
+#[handler(topics = ["order-events"], stateless)]
 fn notify(event: OrderEvent, ctx: &Context) -> Result<(), HandlerError> {
     let message = match event {
         OrderEvent::OrderCreated(order) => {

@@ -15,7 +15,7 @@ struct User {
     name: String,
 }
 
-#[handler(topics = ["user-events"])]
+#[handler(topics = ["user-events"], stateless)]
 fn notify(event: UserEvent, ctx: &Context) -> Result<(), HandlerError> {
     let (message, kind) = match event {
         UserEvent::UserRegistered(user) => (
@@ -62,7 +62,10 @@ mod tests {
             description.event_types,
             ["USER_REGISTERED", "USER_PROFILE_UPDATED"]
         );
-        assert!(!description.stateless);
+        assert!(
+            description.stateless,
+            "keeps nothing between events: reused"
+        );
         assert!(description.retry.is_none());
     }
 

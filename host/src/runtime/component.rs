@@ -5,14 +5,12 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
-use wasmtime::Store;
-
-use super::contract::{Contract, Delivery, Input, Instance, Pre, Prepared};
+use super::contract::{Contract, Delivery, Input, Pre, Prepared};
 use super::output::Level;
 use super::reuse::{Instances, Seat};
-use super::state::{HostState, Outgoing};
+use super::state::Outgoing;
 use super::subscription::Subscription;
 use super::{Capacity, Failure, Limits, Slot};
 
@@ -26,7 +24,7 @@ pub(super) struct Inner {
     pub loaded_at: SystemTime,
     pub subscription: Subscription,
     pub instances: Instances,
-    pub pre: Pre,
+    pub pre: Arc<Pre>,
     pub limits: Limits,
     pub capacity: Capacity,
     pub log_budget: LogBudget,
@@ -151,37 +149,6 @@ impl Component {
     }
 }
 
-/// One instance kept across events, with no isolation between them. The
-/// host never uses it: it exists to measure what a fresh instance per event
-/// costs (see `benches/dispatch.rs`).
-#[doc(hidden)]
-pub struct ReusedInstance {
-    store: Store<HostState>,
-    instance: Instance,
-}
-
-impl Component {
-    #[doc(hidden)]
-    pub async fn instantiate_for_reuse(&self) -> anyhow::Result<ReusedInstance> {
-        let limits = Limits {
-            timeout: Duration::from_secs(24 * 3600),
-            ..self.0.limits
-        };
-        let mut store = super::new_store(self.0.pre.engine(), limits);
-        let instance = self.0.pre.instantiate(&mut store).await?;
-        Ok(ReusedInstance { store, instance })
-    }
-}
-
-impl ReusedInstance {
-    #[doc(hidden)]
-    pub async fn handle(&mut self, prepared: &Prepared) -> anyhow::Result<()> {
-        let result = self.instance.handle(&mut self.store, prepared).await?;
-        self.store.data_mut().outbox.clear();
-        result.map_err(anyhow::Error::from)
-    }
-}
-
 /// Lines of handler output logged per second per handler version; the
 /// rest are counted and dropped, so a chatty handler cannot flood the log.
 const LOG_LINES_PER_SECOND: u32 = 100;
@@ -230,7 +197,7 @@ mod tests {
         assert_eq!(budget.take(burst - 10), (burst - 10, 0));
         // 10 left: 10 logged, 40 dropped and reported with them.
         assert_eq!(budget.take(50), (10, 40));
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(std::time::Duration::from_millis(100));
         let (allowed, dropped) = budget.take(5);
         assert!(allowed == 5 && dropped == 0, "{allowed} {dropped}");
     }

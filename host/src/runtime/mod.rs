@@ -12,6 +12,7 @@
 
 mod bindings;
 mod capacity;
+mod compiled;
 mod component;
 mod contract;
 mod output;
@@ -33,7 +34,7 @@ use wasmtime::{
 
 pub use capacity::Slot;
 use capacity::{Capacity, KeepPermit};
-pub use component::{Component, Invocation, Outcome, ReusedInstance};
+pub use component::{Component, Invocation, Outcome};
 pub use contract::{Contract, Delivery, Format, Header, Input, Prepared};
 pub use output::Level;
 pub use reuse::{Instances, KeptInstance, ReusePolicy, Seat};
@@ -74,6 +75,7 @@ pub struct Runtime {
     allocator: Allocator,
     capacity: Capacity,
     reuse: ReusePolicy,
+    compiled: compiled::Compiled,
     _ticker: EpochTicker,
 }
 
@@ -132,6 +134,7 @@ impl Runtime {
             allocator,
             capacity,
             reuse: ReusePolicy::default(),
+            compiled: Default::default(),
             _ticker: ticker,
         })
     }
@@ -147,25 +150,21 @@ impl Runtime {
         self.allocator
     }
 
-    /// Compiles, links and validates a handler, then asks it to describe
-    /// itself. Compilation runs on a blocking thread: it is CPU-heavy and
-    /// must not stall the consume loops or the API.
+    /// Compiles, links and validates a handler (or takes the compiled code
+    /// of the same bytes, loaded under another name), then asks it to
+    /// describe itself.
     pub async fn load(&self, name: &str, bytes: Vec<u8>) -> Result<Component, LoadError> {
         check_header(&bytes)?;
         let digest = digest(&bytes);
         let started = Instant::now();
-        let engine = self.engine.clone();
-        let linker = self.linker.clone();
-        let pre = tokio::task::spawn_blocking(move || {
-            let component = wasmtime::component::Component::new(&engine, &bytes)
-                .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-            let pre = linker
-                .instantiate_pre(&component)
-                .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-            contract::Pre::new(pre)
-        })
-        .await
-        .map_err(|e| LoadError::Compile(format!("compiler task failed: {e}")))??;
+        let pre = match self.compiled.get(&digest) {
+            Some(pre) => pre,
+            None => {
+                let pre = Arc::new(self.compile(bytes).await?);
+                self.compiled.insert(&digest, &pre);
+                pre
+            }
+        };
 
         let _slot = self.capacity.slot().await;
         let mut store = self.store();
@@ -194,6 +193,23 @@ impl Runtime {
             capacity: self.capacity.clone(),
             log_budget: Default::default(),
         })))
+    }
+
+    /// Compiles and links `bytes` on a blocking thread: compilation is
+    /// CPU-heavy and must not stall the consume loops or the API.
+    async fn compile(&self, bytes: Vec<u8>) -> Result<contract::Pre, LoadError> {
+        let engine = self.engine.clone();
+        let linker = self.linker.clone();
+        tokio::task::spawn_blocking(move || {
+            let component = wasmtime::component::Component::new(&engine, &bytes)
+                .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+            contract::Pre::new(pre)
+        })
+        .await
+        .map_err(|e| LoadError::Compile(format!("compiler task failed: {e}")))?
     }
 
     fn store(&self) -> Store<HostState> {
@@ -370,6 +386,27 @@ mod tests {
         ));
         assert!(check_header(b"\0asm\x0d\0\x01\0rest").is_ok());
         assert!(matches!(check_header(b"\0as"), Err(LoadError::NotWasm)));
+    }
+
+    /// The same bytes under two names share one compiled component, which
+    /// goes once no loaded handler uses it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_same_bytes_compile_once() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../handlers/user-handler.wasm");
+        let bytes = std::fs::read(&path).unwrap();
+        let limits = Limits {
+            timeout: std::time::Duration::from_secs(5),
+            memory_bytes: 16 << 20,
+        };
+        let runtime = Runtime::new(limits, None).unwrap();
+        let a = runtime.load("a", bytes.clone()).await.unwrap();
+        let b = runtime.load("b", bytes.clone()).await.unwrap();
+        assert!(Arc::ptr_eq(&a.0.pre, &b.0.pre));
+        assert_eq!(b.0.name, "b");
+        let pre = Arc::downgrade(&a.0.pre);
+        drop((a, b));
+        assert!(pre.upgrade().is_none(), "kept after its handlers went");
+        assert!(runtime.compiled.get(&digest(&bytes)).is_none());
     }
 
     #[test]

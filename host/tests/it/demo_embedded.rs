@@ -69,7 +69,7 @@ async fn handlers_are_listed_with_their_subscriptions() {
         Value::Object(stats),
         json!({"handled": 0, "failed": 0, "skipped": 0, "deadLettered": 0, "inFlight": 0, "waitingForCapacity": 0, "handedOverUnfinished": 0, "instancesCreated": 0, "partitions": 3})
     );
-    assert_eq!(user["instances"], "fresh", "not stateless, not named");
+    assert_eq!(user["instances"], "reused", "it declares stateless");
     // Nothing published yet: the lag is not reported yet, or 0 everywhere.
     assert!(lag.is_null() || lag == 0, "{user}");
     assert!(

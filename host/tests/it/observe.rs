@@ -166,7 +166,7 @@ async fn metrics_count_the_demo_flows() {
     let digest = user["version"].as_str().unwrap();
     assert!(
         text.contains(&format!(
-            r#"event_host_handler_version{{handler="user-handler",version="{digest}",contract="event-host:handler@0.2.0",status="running",instances="fresh"}} 1"#
+            r#"event_host_handler_version{{handler="user-handler",version="{digest}",contract="event-host:handler@0.2.0",status="running",instances="reused"}} 1"#
         )),
         "{text}"
     );
