@@ -589,7 +589,12 @@ impl HostProcess {
     /// listens.
     pub fn spawn(env: &[(&str, &str)]) -> Self {
         use std::io::{BufRead, BufReader};
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_event-host"));
+        // Cargo sets it for the host package's tests only; the consume
+        // benchmark (bench/) includes this module too and spawns no binary.
+        let Some(exe) = option_env!("CARGO_BIN_EXE_event-host") else {
+            panic!("HostProcess runs in the host package's tests only")
+        };
+        let mut cmd = Command::new(exe);
         cmd.env_remove("KAFKA_BROKERS")
             .env("PORT", "0")
             .env("RUST_LOG", "info,rdkafka=warn")

@@ -1,6 +1,6 @@
 //! A handler that does nothing: it takes every event on `bench` and
 //! succeeds at once, so a benchmark measures the host's own cost per event
-//! (see `host/benches/consume.rs`). With the `skip` feature it subscribes
+//! (see `bench/benches/consume/`). With the `skip` feature it subscribes
 //! to an event type the benchmark never sends, so the host skips every
 //! event without an instance: its pipeline alone.
 

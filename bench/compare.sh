@@ -2,14 +2,14 @@
 # event-host against the original Node.js demo under the same open-loop load
 # (performance issue, item 3: "the demo chain under load"). One command:
 #
-#   host/benches/compare.sh
-#   RATES=250,500,1000 DURATION=20s host/benches/compare.sh
-#   MODE=capacity host/benches/compare.sh
+#   bench/compare.sh
+#   RATES=250,500,1000 DURATION=20s bench/compare.sh
+#   MODE=capacity bench/compare.sh
 #
 # For each server and each rate: a fresh tansu broker (memory engine), a
-# fresh server, then host/examples/loadgen.rs at that rate (POST /users at a
-# fixed rate, latency from the scheduled send time; the welcome
-# notifications are read from notification-events to time the
+# fresh server, then the load generator (bench/src/loadgen/) at that rate
+# (POST /users at a fixed rate, latency from the scheduled send time; the
+# welcome notifications are read from notification-events to time the
 # registration -> welcome chain). Fresh, because tansu 0.6's memory engine
 # lists every stored batch of a partition on each fetch that returns data:
 # on a broker that already holds the earlier rates' events every fetch is
@@ -23,7 +23,7 @@
 # tansu brokers: the way to judge the latency targets on Apache Kafka, e.g.
 #
 #   docker compose up -d kafka
-#   KAFKA_BROKERS=localhost:9092 host/benches/compare.sh
+#   KAFKA_BROKERS=localhost:9092 bench/compare.sh
 #
 # Both servers then share the cluster and its topics; the load generator
 # matches welcomes to its own requests. The demo's copy is pointed at the
@@ -57,7 +57,7 @@
 # says how busy each was, and how busy everything else on the machine was.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MODE=${MODE:-open}
 CONNECTIONS=${CONNECTIONS:-32}
 RATES=${RATES:-500,1000,2000,4000}
@@ -266,11 +266,14 @@ if [[ $MODE == capacity ]] && ! command -v wrk > /dev/null; then
 fi
 
 say "building event-host and the load generator (release)"
-(cd "$ROOT" && cargo build --release -p event-host --bin event-host --example loadgen)
+# One build each: event-host as the image builds it, its features not
+# unified with the load generator's dependencies.
+(cd "$ROOT" && cargo build --release -p event-host --bin event-host &&
+    cargo build --release -p event-host-bench --bin loadgen)
 # The binaries under test, copied: a rebuild meanwhile cannot swap them.
 BIN=$OUT/bin
 mkdir -p "$BIN"
-cp "$TARGET/release/event-host" "$TARGET/release/examples/loadgen" "$BIN/"
+cp "$TARGET/release/event-host" "$TARGET/release/loadgen" "$BIN/"
 
 busy=$(machine_busy)
 say "machine busy before the runs: $busy %"
