@@ -154,6 +154,9 @@ pub(crate) async fn child_host_run(spec: &str) {
     }
     let mut c = config(&dir, Some(bootstrap));
     c.topic_partitions = partitions;
+    if std::env::var_os("CONSUME_REUSE").is_some() {
+        c.reuse_instances = vec![name.to_string()];
+    }
     if std::env::var("EVENT_HOST_TELEMETRY").as_deref() == Ok("off")
         || std::env::var_os("CONSUME_NO_HISTORY").is_some()
     {

@@ -31,7 +31,7 @@
 //! | `CONSUME_SIDES` | `raw,host,pipeline` | which sides to run: the raw loops, the host running the no-op handler, the host skipping every event (no instance: its own per-event cost) |
 //! | `CONSUME_ROUNDS` | 1 | drains per case and side, alternating raw and host; above 1 the report adds each side's median |
 //! | `CONSUME_RAW_PREFETCH_KIB` | the host's `PREFETCH_KIB` | the raw loops' `queued.max.messages.kbytes` |
-//! | `CONSUME_TELEMETRY` | `unsampled` | host drains on tansu, once per mode listed: `off` (no trace context set up, no call history), `unsampled` (the default host: spans carry context, nothing sampled), `nohistory` (as `unsampled`, with `CALL_HISTORY=0`), `sampled` (every trace sampled and exported over OTLP to a receiver in this process that discards it), `baseline` (the host drain run by the consume benchmark binary named in `CONSUME_BASELINE_EXE`, e.g. one built from an earlier commit) |
+//! | `CONSUME_TELEMETRY` | `unsampled` | host drains on tansu, once per mode listed: `off` (no trace context set up, no call history), `unsampled` (the default host: spans carry context, nothing sampled), `nohistory` (as `unsampled`, with `CALL_HISTORY=0`), `sampled` (every trace sampled and exported over OTLP to a receiver in this process that discards it), `baseline` (the host drain run by the consume benchmark binary named in `CONSUME_BASELINE_EXE`, e.g. one built from an earlier commit), `reused` (as `unsampled`, the no-op handler on reused instances: `REUSE_INSTANCES` names it) |
 //! | `CONSUME_CALL_HISTORY` | the host's default | the host drains' `CALL_HISTORY` (calls kept in memory), whatever the mode |
 //! | `CONSUME_SMOKE` | unset | `1`: 2000 events, 3 partitions, 1 idle handler: checks that it runs |
 

@@ -24,6 +24,7 @@ pub const NOOP_QUIET: &str = "host, no-op, tracing+history off";
 pub const NOOP_SAMPLED: &str = "host, no-op, every trace sampled";
 pub const NOOP_BASELINE: &str = "host, no-op, baseline build";
 pub const NOOP_NO_HISTORY: &str = "host, no-op, no call history";
+pub const NOOP_REUSED: &str = "host, no-op, reused instances";
 pub const PIPELINE: &str = "host, every event skipped";
 
 /// Where a drain's events are.

@@ -1,7 +1,7 @@
 //! What the consume benchmark prints: a line per drain, then Markdown
 //! tables of every drain and, over several rounds, of the medians.
 
-use super::{BrokerKind, NOOP, PIPELINE, Run};
+use super::{BrokerKind, NOOP, NOOP_REUSED, PIPELINE, Run};
 
 /// A drain's line, printed as it ends.
 pub fn print_run(r: &Run) {
@@ -123,7 +123,13 @@ fn report_medians(runs: &[Run]) {
             )
         };
         let raw = rate("raw StreamConsumer").max(rate("raw BaseConsumer"));
-        for side in ["raw StreamConsumer", "raw BaseConsumer", PIPELINE, NOOP] {
+        for side in [
+            "raw StreamConsumer",
+            "raw BaseConsumer",
+            PIPELINE,
+            NOOP,
+            NOOP_REUSED,
+        ] {
             let of = rounds(broker, partitions, side);
             if of.is_empty() {
                 continue;

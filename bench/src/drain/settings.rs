@@ -56,6 +56,7 @@ pub fn settings() -> Settings {
             "sampled" => Telemetry::Sampled,
             "baseline" => Telemetry::Baseline,
             "nohistory" => Telemetry::NoHistory,
+            "reused" => Telemetry::Reused,
             other => panic!("CONSUME_TELEMETRY: unknown mode {other:?}"),
         })
         .collect::<Vec<_>>();

@@ -1,7 +1,7 @@
 //! What a host drain traces and records (`CONSUME_TELEMETRY`), and where
 //! the sampled mode exports its spans.
 
-use super::{NOOP, NOOP_BASELINE, NOOP_NO_HISTORY, NOOP_QUIET, NOOP_SAMPLED};
+use super::{NOOP, NOOP_BASELINE, NOOP_NO_HISTORY, NOOP_QUIET, NOOP_REUSED, NOOP_SAMPLED};
 
 /// What a host drain traces and records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +16,9 @@ pub enum Telemetry {
     Baseline,
     /// As by default, without the call history.
     NoHistory,
+    /// As by default, the no-op handler on reused instances
+    /// (`REUSE_INSTANCES` names it).
+    Reused,
 }
 
 impl Telemetry {
@@ -27,6 +30,7 @@ impl Telemetry {
             Telemetry::Sampled => NOOP_SAMPLED,
             Telemetry::Baseline => NOOP_BASELINE,
             Telemetry::NoHistory => NOOP_NO_HISTORY,
+            Telemetry::Reused => NOOP_REUSED,
         }
     }
 
@@ -36,6 +40,7 @@ impl Telemetry {
             Telemetry::Off => vec![("EVENT_HOST_TELEMETRY", "off".into())],
             Telemetry::Unsampled | Telemetry::Baseline => vec![],
             Telemetry::NoHistory => vec![("CONSUME_NO_HISTORY", "1".into())],
+            Telemetry::Reused => vec![("CONSUME_REUSE", "1".into())],
             Telemetry::Sampled => vec![
                 (
                     "OTEL_EXPORTER_OTLP_ENDPOINT",

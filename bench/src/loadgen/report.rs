@@ -195,8 +195,10 @@ pub(super) fn report(r: &Results) {
     let mut header = String::from("| rate /s |");
     let mut rule = String::from("|---:|");
     for n in &names {
-        header.push_str(&format!(" {n} CPU % | {n} peak RSS MiB |"));
-        rule.push_str("---:|---:|");
+        header.push_str(&format!(
+            " {n} CPU % | {n} CPU µs per chain | {n} peak RSS MiB |"
+        ));
+        rule.push_str("---:|---:|---:|");
     }
     header.push_str(" loadgen CPU % | others CPU % | machine busy % | send lag p99 ms |");
     rule.push_str("---:|---:|---:|---:|");
@@ -206,8 +208,9 @@ pub(super) fn report(r: &Results) {
         let mut row = format!("| {} |", s.rate);
         for p in &s.resources.processes {
             row.push_str(&format!(
-                " {} | {} |",
+                " {} | {} | {} |",
                 opt(p.cpu_percent, |v| format!("{v:.0}")),
+                opt(p.cpu_per_chain_us, |v| format!("{v:.0}")),
                 opt(p.peak_rss_mib, |v| format!("{v:.0}"))
             ));
         }
@@ -231,7 +234,8 @@ pub(super) fn report(r: &Results) {
         println!("peak RSS (VmHWM): {}", mib(&r.peak_rss_mib));
     }
     println!(
-        "\nCPU % is of one core, over the sending part of each step; machine busy % is of all {} cores; \
+        "\nCPU % is of one core, over the sending part of each step; CPU per chain is from the step's first \
+         request to its last chain done, over the chains completed; machine busy % is of all {} cores; \
          others = the machine's busy time less the processes above (other work on the machine).",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );

@@ -36,6 +36,11 @@ pub(super) struct ProcessUsage {
     pub(super) name: String,
     pub(super) cpu_percent: Option<f64>,
     pub(super) peak_rss_mib: Option<f64>,
+    /// CPU time (µs) from the step's first request to its last chain done
+    /// (or the drain's end), divided by the chains completed: what one
+    /// registration chain costs the process, its idle work included.
+    #[serde(default)]
+    pub(super) cpu_per_chain_us: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,7 +86,9 @@ impl Usage {
         }
     }
 
-    pub(super) fn finish(self, watched: &[Watched]) -> Resources {
+    /// The usage over the sending part, and what measures on to the
+    /// step's last chain.
+    pub(super) fn finish(self, watched: &[Watched]) -> (Resources, ChainCpu) {
         self.sampler.abort();
         let wall = self.started.elapsed().as_secs_f64();
         let percent =
@@ -96,22 +103,52 @@ impl Usage {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         let processes: Vec<ProcessUsage> = watched
             .iter()
-            .zip(self.cpu)
+            .zip(&self.cpu)
             .zip(peaks)
             .map(|((w, before), peak)| ProcessUsage {
                 name: w.name.clone(),
-                cpu_percent: percent(before, cpu_seconds(&w.pid.to_string())),
+                cpu_percent: percent(*before, cpu_seconds(&w.pid.to_string())),
                 peak_rss_mib: (peak > 0.0).then_some(peak),
+                cpu_per_chain_us: None,
             })
             .collect();
         let loadgen = percent(self.own_cpu, cpu_seconds("self"));
+        let chain_cpu = ChainCpu {
+            before: self.cpu.clone(),
+        };
         let known: f64 =
             processes.iter().filter_map(|p| p.cpu_percent).sum::<f64>() + loadgen.unwrap_or(0.0);
-        Resources {
+        let resources = Resources {
             others_cpu_percent: machine.map(|m| (m * cores - known).max(0.0)),
             processes,
             loadgen_cpu_percent: loadgen,
             machine_busy_percent: machine,
+        };
+        (resources, chain_cpu)
+    }
+}
+
+/// The watched processes' CPU time at the step's start, for
+/// [`ProcessUsage::cpu_per_chain_us`] once its chains are done.
+pub(super) struct ChainCpu {
+    before: Vec<Option<f64>>,
+}
+
+impl ChainCpu {
+    /// Fills in each process's CPU per chain, now that `completed` chains
+    /// are done.
+    pub(super) fn finish(self, watched: &[Watched], completed: u64, resources: &mut Resources) {
+        for ((w, before), p) in watched
+            .iter()
+            .zip(self.before)
+            .zip(&mut resources.processes)
+        {
+            p.cpu_per_chain_us = match (before, cpu_seconds(&w.pid.to_string())) {
+                (Some(before), Some(after)) if completed > 0 => {
+                    Some((after - before) * 1e6 / completed as f64)
+                }
+                _ => None,
+            };
         }
     }
 }

@@ -135,7 +135,7 @@ impl Runner {
             })
         };
         let tasks = dispatcher.await.unwrap_or_default();
-        let resources = usage.finish(&self.args.watch);
+        let (mut resources, chain_cpu) = usage.finish(&self.args.watch);
         for task in tasks {
             // A request task does not panic; if one did, its request is
             // neither ok nor an error, and `due` shows the gap.
@@ -151,6 +151,8 @@ impl Runner {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        let completed = self.shared.chains.counts().1;
+        chain_cpu.finish(&self.args.watch, completed, &mut resources);
 
         let (http_baseline, chain_baseline) = *lock(&self.baseline);
         let (chains_accepted, chains_completed, chain, chain_split, chain_bounded, chain_median) = {
