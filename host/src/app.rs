@@ -44,6 +44,7 @@ fn reuse_policy(config: &Config) -> ReusePolicy {
         isolate: names(&config.isolate_instances),
         max_events: config.reuse_max_events,
         max_memory_percent: config.reuse_max_memory_percent,
+        idle: std::time::Duration::from_millis(config.reuse_idle_ms),
     }
 }
 

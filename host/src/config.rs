@@ -147,6 +147,11 @@ pub struct Config {
     #[arg(long, env = "REUSE_MAX_MEMORY_PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub reuse_max_memory_percent: u8,
 
+    /// How long a reused instance may sit without an event before it is
+    /// dropped, giving back its memory and its pool slot.
+    #[arg(long, env = "REUSE_IDLE_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub reuse_idle_ms: u64,
+
     /// How long the broker may take to acknowledge a published event.
     #[arg(long, env = "PUBLISH_TIMEOUT_MS", default_value_t = 10_000)]
     pub publish_timeout_ms: u64,
@@ -388,6 +393,7 @@ mod tests {
         assert_eq!(c.isolate_instances, ["b"]);
         assert_eq!(Config::defaults().reuse_max_events, 10_000);
         assert_eq!(Config::defaults().reuse_max_memory_percent, 50);
+        assert_eq!(Config::defaults().reuse_idle_ms, 60_000);
         let bad = |flag, v| Config::try_parse_from(["event-host", flag, v]).is_err();
         assert!(bad("--reuse-max-events", "0") && bad("--reuse-max-memory-percent", "101"));
     }

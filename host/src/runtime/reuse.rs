@@ -6,12 +6,14 @@
 //! A kept instance is never trusted further than its last success: it is
 //! dropped after any failure, trap or timeout, when its lane's version
 //! changes, after [`ReusePolicy::max_events`] events and once its linear
-//! memory grew past [`ReusePolicy::max_memory_percent`] of its limit. Every
+//! memory grew past [`ReusePolicy::max_memory_percent`] of its limit. Its
+//! lane also drops it after [`ReusePolicy::idle`] without an event. Every
 //! call on it starts with an empty outbox, an empty log and its own
 //! deadline, so it returns what a fresh instance would have.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use wasmtime::Store;
 
@@ -33,6 +35,9 @@ pub struct ReusePolicy {
     /// How far (percent of the memory limit) an instance's linear memory
     /// may grow before it is replaced after its call.
     pub max_memory_percent: u8,
+    /// How long a kept instance may go without an event before its lane
+    /// drops it.
+    pub idle: Duration,
 }
 
 impl Default for ReusePolicy {
@@ -42,6 +47,7 @@ impl Default for ReusePolicy {
             isolate: BTreeSet::new(),
             max_events: 10_000,
             max_memory_percent: 50,
+            idle: Duration::from_secs(60),
         }
     }
 }
@@ -57,6 +63,7 @@ impl ReusePolicy {
         Instances::Reused {
             max_events: self.max_events.max(1),
             max_memory_bytes: share,
+            idle: self.idle,
         }
     }
 }
@@ -67,11 +74,12 @@ pub enum Instances {
     /// A new instance per call: nothing leaks from one event to the next.
     Fresh,
     /// One instance per lane, kept while its calls succeed, for at most
-    /// `max_events` calls and while its memory stays within
-    /// `max_memory_bytes`.
+    /// `max_events` calls, while its memory stays within
+    /// `max_memory_bytes` and until it has gone `idle` without an event.
     Reused {
         max_events: u32,
         max_memory_bytes: usize,
+        idle: Duration,
     },
 }
 
@@ -226,6 +234,7 @@ impl Component {
                 Instances::Reused {
                     max_events,
                     max_memory_bytes,
+                    ..
                 },
             ) if calls < max_events && store.data().limits.largest_memory() <= max_memory_bytes => {
                 Some((
@@ -289,7 +298,8 @@ mod tests {
             policy.instances("h", true, LIMITS),
             Instances::Reused {
                 max_events: 1,
-                max_memory_bytes: 16 << 20
+                max_memory_bytes: 16 << 20,
+                idle: Duration::from_secs(60),
             }
         );
     }

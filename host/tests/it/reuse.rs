@@ -245,3 +245,21 @@ async fn a_new_version_gets_a_new_instance() {
     assert_eq!(counts(&host, 4).await, [1, 2, 1, 2]);
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reused_instance_left_idle_is_dropped() {
+    let host = counting_host("reuse-idle", |c| {
+        reuse_counter(c);
+        c.reuse_idle_ms = 300;
+    })
+    .await;
+    send(&host, 0, &[count(), count()]).await;
+    assert_eq!(counts(&host, 2).await, [1, 2]);
+    // Well past the idle time: the next event finds no kept instance.
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    send(&host, 2, &[count(), count()]).await;
+    assert_eq!(counts(&host, 4).await, [1, 2, 1, 2]);
+    let stats = host.stats("counter").await;
+    assert_eq!(stats["instancesCreated"], 2, "{stats}");
+    host.stop().await;
+}

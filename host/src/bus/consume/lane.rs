@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::offsets::{OffsetTracker, Ticket};
 use super::{LoopConsumer, PartitionKey, PartitionQueue, Shared, invoke};
 use crate::metrics::TopicMetrics;
-use crate::runtime::{Component, KeptInstance};
+use crate::runtime::{Component, Instances, KeptInstance};
 
 /// Events of one partition handled but whose publishes the broker has not
 /// acknowledged yet. Beyond this the lane waits for acknowledgements.
@@ -237,6 +237,10 @@ impl LaneTask {
         let mut unacked: FuturesOrdered<Unacked> = FuturesOrdered::new();
         // The lane's calls run one at a time, so one kept instance at most.
         let mut kept = KeptInstance::default();
+        // Set after each call that left an instance kept: one that goes
+        // without an event for its idle time is dropped, its slot freed.
+        let idle = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(idle);
         loop {
             let paused = *self.paused.borrow_and_update();
             let room = !paused && unacked.len() < MAX_UNACKED;
@@ -265,6 +269,10 @@ impl LaneTask {
                     kept.clear();
                     continue;
                 }
+                () = &mut idle, if kept.is_kept() => {
+                    kept.clear();
+                    continue;
+                }
                 Some(stray) = self.strays.recv(), if room => stray,
                 m = recv(self.queue.as_ref()), if room => match m {
                     Ok(message) => message,
@@ -290,6 +298,11 @@ impl LaneTask {
                     self.offsets().abandon(ticket);
                     break;
                 }
+            }
+            if kept.is_kept()
+                && let Instances::Reused { idle: after, .. } = component.instances()
+            {
+                idle.as_mut().reset(tokio::time::Instant::now() + after);
             }
         }
         // What was handed to the producer is waited for and recorded.
