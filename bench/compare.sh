@@ -47,6 +47,7 @@
 #   DRAIN        wait for outstanding chains after a run (15s: the demo's
 #                kafkajs consumer gets one fetch answer per ~2.5 s from tansu)
 #   ONLY         host or demo: one side only
+#   IDLE_HANDLERS  this many idle handlers loaded beside the demo's three (0)
 #   HOST_ENV     more settings for event-host, e.g. "TOPIC_PARTITIONS=12 PARTITION_CONCURRENCY=12"
 #   LOADGEN_ARGS more loadgen flags (see `loadgen --help`)
 #   DEMO_SRC     the demo's folder (../shared/demo)
@@ -64,6 +65,7 @@ RATES=${RATES:-500,1000,2000,4000}
 DURATION=${DURATION:-10s}
 DRAIN=${DRAIN:-15s}
 ONLY=${ONLY:-}
+IDLE_HANDLERS=${IDLE_HANDLERS:-0}
 EXTERNAL_BROKERS=${KAFKA_BROKERS:-}
 HOST_ENV=${HOST_ENV:-}
 LOADGEN_ARGS=${LOADGEN_ARGS:-}
@@ -282,6 +284,16 @@ mkdir -p "$HANDLERS"
 for h in user-handler order-handler notification-analytics; do
     cp "$ROOT/handlers/$h.wasm" "$HANDLERS/"
 done
+# IDLE_HANDLERS more, idle: the no-op test handler reads `bench`, which no
+# one writes to, under names of its own (a consumer group each).
+if ((IDLE_HANDLERS > 0)); then
+    say "building the no-op handler for $IDLE_HANDLERS idle handlers"
+    (cd "$ROOT" && cargo build --profile handler --target wasm32-wasip2 \
+        -p noop-handler --target-dir "$TARGET/handlers")
+    for i in $(seq -w 1 "$IDLE_HANDLERS"); do
+        cp "$TARGET/handlers/wasm32-wasip2/handler/noop_handler.wasm" "$HANDLERS/idle-$i.wasm"
+    done
+fi
 
 busy=$(machine_busy)
 say "machine busy before the runs: $busy %"

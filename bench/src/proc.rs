@@ -9,6 +9,13 @@ use std::time::Duration;
 /// so far, from `/proc/PID/stat`. Clock ticks are taken as 100 a second
 /// (`USER_HZ` on Linux).
 pub fn cpu_time(pid: &str) -> Option<Duration> {
+    let (user, system) = cpu_times(pid)?;
+    Some(user + system)
+}
+
+/// User and system CPU time of process `pid` so far, apart: work in the
+/// process's own code moves the first, wake-ups and I/O the second.
+pub fn cpu_times(pid: &str) -> Option<(Duration, Duration)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces: count from after it.
     // Fields then start at the third (state); utime and stime are the 14th
@@ -17,7 +24,8 @@ pub fn cpu_time(pid: &str) -> Option<Duration> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(Duration::from_millis((utime + stime) * 10))
+    let ticks = |t: u64| Duration::from_millis(t * 10);
+    Some((ticks(utime), ticks(stime)))
 }
 
 /// Busy and total CPU time of the whole machine (all cores), in ticks, from `/proc/stat`.
@@ -64,6 +72,7 @@ pub fn broker_pid(bootstrap: &str) -> Option<String> {
 /// read counts as 0.
 pub struct CpuMeter {
     me: Duration,
+    me_user: Duration,
     broker: Option<(String, Duration)>,
 }
 
@@ -71,6 +80,7 @@ impl CpuMeter {
     pub fn start(bootstrap: &str) -> Self {
         Self {
             me: cpu_time("self").unwrap_or_default(),
+            me_user: cpu_times("self").unwrap_or_default().0,
             broker: broker_pid(bootstrap).map(|pid| {
                 let t = cpu_time(&pid).unwrap_or_default();
                 (pid, t)
@@ -86,5 +96,14 @@ impl CpuMeter {
                 .as_ref()
                 .map(|(pid, t)| cpu_time(pid).unwrap_or_default().saturating_sub(*t)),
         )
+    }
+
+    /// The part of this process's CPU time since [`CpuMeter::start`] spent
+    /// in user space.
+    pub fn user(&self) -> Duration {
+        cpu_times("self")
+            .unwrap_or_default()
+            .0
+            .saturating_sub(self.me_user)
     }
 }

@@ -52,7 +52,7 @@ pub(crate) async fn host_drain(
     (side, noop): (&'static str, &Path),
     env: &[(&'static str, String)],
 ) -> Run {
-    let (time, handled, rss, cpu, broker_cpu) = match broker {
+    let (time, handled, rss, (cpu, user_cpu), broker_cpu) = match broker {
         Broker::Tansu(tansu) => {
             let spec = format!(
                 "{}|{partitions}|{idle}|{name}|{events}|{}|{side}",
@@ -92,11 +92,13 @@ pub(crate) async fn host_drain(
                 .collect();
             let rss = (v[2] as u64, v[3] as u64, v[4] as u64);
             let broker_cpu = (v[6] >= 0.0).then(|| Duration::from_secs_f64(v[6]));
+            // A build from before the user time was reported has no v[7].
+            let user_cpu = v.get(7).map(|&s| Duration::from_secs_f64(s));
             (
                 Duration::from_secs_f64(v[0]),
                 v[1] as u64,
                 Some(rss),
-                Duration::from_secs_f64(v[5]),
+                (Duration::from_secs_f64(v[5]), user_cpu),
                 broker_cpu,
             )
         }
@@ -107,7 +109,7 @@ pub(crate) async fn host_drain(
         } => {
             assert_eq!(idle, 0, "idle handlers are measured on tansu only");
             let noop = std::fs::read(noop).unwrap();
-            let (time, handled, _, (cpu, broker_cpu)) =
+            let (time, handled, _, (cpu, user_cpu, broker_cpu)) =
                 drain(host, dir, (name, side), events, &noop, bootstrap).await;
             let r = host
                 .http
@@ -116,7 +118,7 @@ pub(crate) async fn host_drain(
                 .await
                 .unwrap();
             assert_eq!(r.status(), 204);
-            (time, handled, None, cpu, broker_cpu)
+            (time, handled, None, (cpu, Some(user_cpu)), broker_cpu)
         }
     };
     Run {
@@ -129,6 +131,7 @@ pub(crate) async fn host_drain(
         time,
         rss,
         cpu,
+        user_cpu,
         broker_cpu,
     }
 }
@@ -136,7 +139,7 @@ pub(crate) async fn host_drain(
 /// In a child process: starts a host on tansu with `idle` handlers on other
 /// topics, waits until they consume, drains the topic through the no-op
 /// handler and prints `RESULT seconds handled rss_ready rss_end rss_peak`
-/// (KiB).
+/// (KiB) `cpu broker_cpu user_cpu` (seconds; broker -1 if unknown).
 pub(crate) async fn child_host_run(spec: &str) {
     let f: Vec<&str> = spec.split('|').collect();
     let [bootstrap, partitions, idle, name, events, noop, side] = f[..] else {
@@ -172,15 +175,16 @@ pub(crate) async fn child_host_run(spec: &str) {
     let (_, handlers) = host.get("/handlers").await;
     assert_eq!(handlers.as_array().map(Vec::len), Some(idle), "{handlers}");
     let noop = std::fs::read(noop).unwrap();
-    let (time, handled, (ready, end, peak), (cpu, broker_cpu)) =
+    let (time, handled, (ready, end, peak), (cpu, user_cpu, broker_cpu)) =
         drain(&host, &dir, (name, side), events, &noop, bootstrap).await;
     host.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
     println!(
-        "RESULT {} {handled} {ready} {end} {peak} {} {}",
+        "RESULT {} {handled} {ready} {end} {peak} {} {} {}",
         time.as_secs_f64(),
         cpu.as_secs_f64(),
-        broker_cpu.map_or(-1.0, |c| c.as_secs_f64())
+        broker_cpu.map_or(-1.0, |c| c.as_secs_f64()),
+        user_cpu.as_secs_f64()
     );
 }
 
@@ -195,7 +199,12 @@ async fn drain(
     events: u64,
     noop: &[u8],
     bootstrap: &str,
-) -> (Duration, u64, (u64, u64, u64), (Duration, Option<Duration>)) {
+) -> (
+    Duration,
+    u64,
+    (u64, u64, u64),
+    (Duration, Duration, Option<Duration>),
+) {
     let rss_ready = proc::status_kib("self", "VmRSS:").unwrap_or(0);
     let meter = CpuMeter::start(bootstrap);
     proc::reset_peak_rss();
@@ -229,7 +238,8 @@ async fn drain(
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let time = assigned.elapsed();
-    let cpu = meter.stop();
+    let (cpu, broker_cpu) = meter.stop();
+    let user_cpu = meter.user();
     let rss = (
         rss_ready,
         proc::status_kib("self", "VmRSS:").unwrap_or(0),
@@ -247,7 +257,7 @@ async fn drain(
         if side == PIPELINE { 0 } else { done(&stats) },
         "{side}: {stats}"
     );
-    (time, done(&stats), rss, cpu)
+    (time, done(&stats), rss, (cpu, user_cpu, broker_cpu))
 }
 
 /// Events a handler is done with: handled or skipped.

@@ -55,6 +55,8 @@ pub struct Run {
     /// CPU time of the consuming process (the host's, or this one's for the
     /// raw loops) and of the broker process (tansu only) during the drain.
     pub cpu: Duration,
+    /// The part of `cpu` in user space (a host drain on tansu only).
+    pub user_cpu: Option<Duration>,
     pub broker_cpu: Option<Duration>,
 }
 
@@ -67,6 +69,9 @@ impl Run {
     }
     pub fn cpu_per_event(&self) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / self.events as f64
+    }
+    pub fn user_cpu_per_event(&self) -> Option<f64> {
+        Some(self.user_cpu?.as_secs_f64() * 1e6 / self.events as f64)
     }
     pub fn broker_cpu_per_event(&self) -> Option<f64> {
         self.broker_cpu

@@ -86,6 +86,7 @@ fn finished(
 ) -> Run {
     let time = consumer.context().at().elapsed();
     let (cpu, broker_cpu) = meter.stop();
+    let user_cpu = Some(meter.user());
     Run {
         broker: from.broker,
         side,
@@ -96,6 +97,7 @@ fn finished(
         time,
         rss: None,
         cpu,
+        user_cpu,
         broker_cpu,
     }
 }

@@ -18,8 +18,12 @@ pub fn print_run(r: &Run) {
         Some(us) => format!(", broker {us:.1}"),
         None => String::new(),
     };
+    let user = match r.user_cpu_per_event() {
+        Some(us) => format!(" (user {us:.1})"),
+        None => String::new(),
+    };
     println!(
-        "  {:?}, {:>2} partitions, {:>2} idle: {:<20} {:>8} events in {:6.2} s = {:>8.0} events/s {:6.1} MB/s   CPU µs/event: consumer {:.1}{broker_cpu}{rss}",
+        "  {:?}, {:>2} partitions, {:>2} idle: {:<20} {:>8} events in {:6.2} s = {:>8.0} events/s {:6.1} MB/s   CPU µs/event: consumer {:.1}{user}{broker_cpu}{rss}",
         r.broker,
         r.partitions,
         r.idle,
@@ -37,9 +41,9 @@ pub fn print_run(r: &Run) {
 pub fn report(runs: &[Run]) {
     println!();
     println!(
-        "| broker | partitions | idle handlers | side | events/s | MB/s | host ÷ raw StreamConsumer | host ÷ raw BaseConsumer | consumer CPU µs/event | broker CPU µs/event | RSS ready → end (peak) |"
+        "| broker | partitions | idle handlers | side | events/s | MB/s | host ÷ raw StreamConsumer | host ÷ raw BaseConsumer | consumer CPU µs/event | of which user | broker CPU µs/event | RSS ready → end (peak) |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let best = |side: &str, of: &Run| {
         runs.iter()
             .filter(|r| r.side == side && r.broker == of.broker && r.partitions == of.partitions)
@@ -63,8 +67,11 @@ pub fn report(runs: &[Run]) {
         let broker_cpu = r
             .broker_cpu_per_event()
             .map_or(String::new(), |us| format!("{us:.1}"));
+        let user = r
+            .user_cpu_per_event()
+            .map_or(String::new(), |us| format!("{us:.1}"));
         println!(
-            "| {:?} | {} | {} | {} | {:.0} | {:.1} | {ratio_stream} | {ratio_poll} | {:.1} | {broker_cpu} | {rss} |",
+            "| {:?} | {} | {} | {} | {:.0} | {:.1} | {ratio_stream} | {ratio_poll} | {:.1} | {user} | {broker_cpu} | {rss} |",
             r.broker,
             r.partitions,
             r.idle,
