@@ -11,7 +11,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use tokio::sync::mpsc;
 
-use super::lane::Lanes;
+use super::lanes::Lanes;
 use super::{ConsumerSettings, LoopConsumer, PartitionKey, PartitionQueue, lag};
 use crate::stats::{ConsumerState, Stats};
 

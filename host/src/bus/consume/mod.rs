@@ -29,6 +29,7 @@ mod dead_letter;
 mod invoke;
 mod lag;
 mod lane;
+mod lanes;
 mod offsets;
 mod outbox;
 mod record;
@@ -186,7 +187,7 @@ impl HandlerLoop {
             calls: Semaphore::new(settings.partition_concurrency.max(1)),
         });
         let (assignments_tx, assignments) = mpsc::unbounded_channel();
-        let lanes = Arc::new(lane::Lanes::default());
+        let lanes = Arc::new(lanes::Lanes::default());
         let context = LoopContext::new(
             name,
             state.clone(),

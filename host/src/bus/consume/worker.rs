@@ -13,7 +13,8 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::context::Assigned;
-use super::lane::{Control, HandedOver, LaneHandle, LaneTask, Lanes};
+use super::lane::LaneTask;
+use super::lanes::{Control, HandedOver, LaneHandle, Lanes};
 use super::{LoopConsumer, PartitionKey, PartitionQueue, Replay, ReplayFrom, Rewound, Shared};
 use crate::runtime::Component;
 
