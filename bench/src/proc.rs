@@ -71,16 +71,15 @@ pub fn broker_pid(bootstrap: &str) -> Option<String> {
 /// `bootstrap` (when it is a process of its own). A time that cannot be
 /// read counts as 0.
 pub struct CpuMeter {
-    me: Duration,
-    me_user: Duration,
+    /// This process's user and system time at the start.
+    me: (Duration, Duration),
     broker: Option<(String, Duration)>,
 }
 
 impl CpuMeter {
     pub fn start(bootstrap: &str) -> Self {
         Self {
-            me: cpu_time("self").unwrap_or_default(),
-            me_user: cpu_times("self").unwrap_or_default().0,
+            me: cpu_times("self").unwrap_or_default(),
             broker: broker_pid(bootstrap).map(|pid| {
                 let t = cpu_time(&pid).unwrap_or_default();
                 (pid, t)
@@ -91,7 +90,9 @@ impl CpuMeter {
     /// This process's and the broker's CPU time since [`CpuMeter::start`].
     pub fn stop(&self) -> (Duration, Option<Duration>) {
         (
-            cpu_time("self").unwrap_or_default().saturating_sub(self.me),
+            cpu_time("self")
+                .unwrap_or_default()
+                .saturating_sub(self.me.0 + self.me.1),
             self.broker
                 .as_ref()
                 .map(|(pid, t)| cpu_time(pid).unwrap_or_default().saturating_sub(*t)),
@@ -104,6 +105,6 @@ impl CpuMeter {
         cpu_times("self")
             .unwrap_or_default()
             .0
-            .saturating_sub(self.me_user)
+            .saturating_sub(self.me.0)
     }
 }
