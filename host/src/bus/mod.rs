@@ -4,6 +4,7 @@
 //! Nothing here knows about files, the folder watcher or HTTP.
 
 mod consume;
+mod delivery;
 mod embedded;
 mod publisher;
 mod redrive;

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+
+use super::delivery::{Acked, Producer};
 
 use crate::event::{Event, Topic};
 use crate::metrics::{Metrics, Source};
@@ -66,7 +67,7 @@ fn is_permanent(code: RDKafkaErrorCode) -> bool {
 /// An event the producer holds until the broker acknowledges it.
 pub struct Pending {
     topic: String,
-    delivery: DeliveryFuture,
+    delivery: Acked,
     source: Source,
     enqueued: Instant,
     metrics: Arc<Metrics>,
@@ -84,13 +85,8 @@ impl Pending {
 
     async fn wait(self) -> Result<Stored, PublishError> {
         let reason = match self.delivery.await {
-            Ok(Ok(delivery)) => {
-                return Ok(Stored {
-                    partition: delivery.partition,
-                    offset: delivery.offset,
-                });
-            }
-            Ok(Err((e, _))) => return Err(PublishError::from_kafka(&self.topic, &e)),
+            Ok(Ok(stored)) => return Ok(stored),
+            Ok(Err(e)) => return Err(PublishError::from_kafka(&self.topic, &e)),
             Err(_) => "the producer was closed".to_string(),
         };
         Err(PublishError {
@@ -108,7 +104,7 @@ fn linger_ms(linger: Duration) -> String {
 
 #[derive(Clone)]
 pub struct Publisher {
-    producer: FutureProducer,
+    producer: Producer,
     metrics: Arc<Metrics>,
 }
 
@@ -123,20 +119,20 @@ impl Publisher {
         if client.get("client.id").is_none() {
             client.set("client.id", "event-host");
         }
-        let producer: FutureProducer = client
+        client
             .set("enable.idempotence", "true")
             .set("acks", "all")
             // Low by default: an API call waits for its event to be stored.
             // librdkafka takes fractions of a millisecond.
             .set("linger.ms", linger_ms(linger))
-            .set("message.timeout.ms", timeout.as_millis().to_string())
-            .create()?;
+            .set("message.timeout.ms", timeout.as_millis().to_string());
+        let producer = Producer::new(&client)?;
         Ok(Self { producer, metrics })
     }
 
     /// Events handed over and not yet acknowledged by the broker.
     pub fn queued(&self) -> u64 {
-        u64::try_from(self.producer.in_flight_count()).unwrap_or(0)
+        u64::try_from(self.producer.in_flight()).unwrap_or(0)
     }
 
     /// Publishes an event, keyed by user (or by id), with the headers
@@ -201,14 +197,13 @@ impl Publisher {
             } => {
                 let host = with_traceparent(OwnedHeaders::new(), traceparent.as_deref());
                 let headers = with_headers(with_version(host, version), headers, traced);
-                let mut record = FutureRecord::<[u8], [u8]>::to(topic.as_str()).headers(headers);
-                if let Some(key) = key {
-                    record = record.key(key);
-                }
-                if let Some(value) = value {
-                    record = record.payload(value);
-                }
-                self.send_record(topic.as_str(), record, source)
+                self.send_record(
+                    topic.as_str(),
+                    key.as_deref(),
+                    value.as_deref(),
+                    Some(headers),
+                    source,
+                )
             }
         }
     }
@@ -245,11 +240,7 @@ impl Publisher {
         value: Option<&[u8]>,
         source: Source,
     ) -> Result<Pending, PublishError> {
-        let mut record = FutureRecord::<[u8], [u8]>::to(topic).key(key);
-        if let Some(value) = value {
-            record = record.payload(value);
-        }
-        self.send_record(topic, record, source)
+        self.send_record(topic, Some(key), value, None, source)
     }
 
     fn enqueue_raw(
@@ -260,21 +251,19 @@ impl Publisher {
         headers: OwnedHeaders,
         source: Source,
     ) -> Result<Pending, PublishError> {
-        let mut record = FutureRecord::to(topic).payload(payload).headers(headers);
-        if let Some(key) = key {
-            record = record.key(key);
-        }
-        self.send_record(topic, record, source)
+        self.send_record(topic, key, Some(payload), Some(headers), source)
     }
 
     fn send_record(
         &self,
         topic: &str,
-        record: FutureRecord<'_, [u8], [u8]>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
         source: Source,
     ) -> Result<Pending, PublishError> {
         let enqueued = Instant::now();
-        match self.producer.send_result(record) {
+        match self.producer.send(topic, key, value, headers) {
             Ok(delivery) => Ok(Pending {
                 topic: topic.to_string(),
                 delivery,
@@ -282,7 +271,7 @@ impl Publisher {
                 enqueued,
                 metrics: self.metrics.clone(),
             }),
-            Err((e, _)) => {
+            Err(e) => {
                 self.metrics.sent(source, false, enqueued.elapsed());
                 Err(PublishError::from_kafka(topic, &e))
             }
