@@ -6,6 +6,7 @@
 //! shape), with Kafka headers `eventType` and `userId`. `data` stays raw JSON
 //! text end to end, so the host never re-encodes a payload it only forwards.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::SystemTime;
 
@@ -47,11 +48,48 @@ impl Event {
         serde_json::from_slice(payload).map_err(|e| MalformedEvent(e.to_string()))
     }
 
+    /// Decodes an envelope, and copies it out of `payload` only if `wants`
+    /// its type: a handler skips most events of a busy topic, and a skipped
+    /// one then costs a parse and no allocation. `None`: not wanted.
+    pub fn decode_if(
+        payload: &[u8],
+        wants: impl FnOnce(&str) -> bool,
+    ) -> Result<Option<Self>, MalformedEvent> {
+        let view: EventView<'_> =
+            serde_json::from_slice(payload).map_err(|e| MalformedEvent(e.to_string()))?;
+        if !wants(&view.event_type) {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            id: view.id.into_owned(),
+            event_type: view.event_type.into_owned(),
+            timestamp: view.timestamp.into_owned(),
+            user_id: view.user_id.map(Cow::into_owned),
+            data: view.data.to_owned(),
+        }))
+    }
+
     /// The envelope as JSON. An error is returned, never an empty
     /// payload, though strings and already-checked raw JSON do not fail.
     pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
     }
+}
+
+/// An envelope borrowed from the payload it was read from: a string is
+/// copied only if it has escapes.
+#[derive(Deserialize)]
+struct EventView<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(rename = "userId", borrow)]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    data: &'a RawValue,
 }
 
 /// A consumed message that is not an event envelope.
@@ -215,6 +253,43 @@ mod tests {
     fn malformed_payloads_are_reported() {
         assert!(Event::decode(b"not json").is_err());
         assert!(Event::decode(br#"{"id":"x","type":"A"}"#).is_err());
+        assert!(Event::decode_if(b"not json", |_| true).is_err());
+        // Malformed is malformed, wanted or not.
+        assert!(Event::decode_if(br#"{"id":"x","type":"A"}"#, |_| false).is_err());
+    }
+
+    #[test]
+    fn decode_if_reads_what_decode_reads_and_skips_unwanted_types() {
+        let payload = br#"{"id":"e\"1","type":"USER_REGISTERED","timestamp":"t","userId":"u\u00e9","data":{"a":[1,"\n"]}}"#;
+        let whole = Event::decode(payload).unwrap();
+        let wanted = Event::decode_if(payload, |t| t == "USER_REGISTERED")
+            .unwrap()
+            .unwrap();
+        assert_eq!(wanted.id, "e\"1");
+        assert_eq!(wanted.user_id.as_deref(), Some("u\u{e9}"));
+        assert_eq!(
+            (
+                &wanted.id,
+                &wanted.event_type,
+                &wanted.timestamp,
+                &wanted.user_id
+            ),
+            (
+                &whole.id,
+                &whole.event_type,
+                &whole.timestamp,
+                &whole.user_id
+            )
+        );
+        assert_eq!(wanted.data.get(), whole.data.get());
+        assert!(
+            Event::decode_if(payload, |t| t == "ORDER_CREATED")
+                .unwrap()
+                .is_none()
+        );
+        let anonymous = br#"{"id":"x","type":"A","timestamp":"t","userId":null,"data":1}"#;
+        let e = Event::decode_if(anonymous, |_| true).unwrap().unwrap();
+        assert_eq!((e.user_id, e.data.get()), (None, "1"));
     }
 
     #[test]

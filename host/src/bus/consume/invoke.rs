@@ -63,11 +63,11 @@ pub async fn handle(
     }
     let input = match component.subscription().format(message.topic()) {
         Format::Raw => Ok(Input::Raw(message.payload().map(<[u8]>::to_vec))),
-        Format::Envelope => match Event::decode(message.payload().unwrap_or_default()) {
-            Ok(event) if component.subscription().wants(&event.event_type) => {
-                Ok(Input::Event(event))
-            }
-            Ok(_) => {
+        Format::Envelope => match Event::decode_if(message.payload().unwrap_or_default(), |t| {
+            component.subscription().wants(t)
+        }) {
+            Ok(Some(event)) => Ok(Input::Event(event)),
+            Ok(None) => {
                 w.stats.skipped();
                 metrics.skipped();
                 return Some(Box::pin(std::future::ready(Done::Finished)));
