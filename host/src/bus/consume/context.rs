@@ -109,6 +109,17 @@ fn keys(partitions: &TopicPartitionList) -> Vec<PartitionKey> {
         .collect()
 }
 
+/// The partitions as a log field, `topic/partition` joined by commas: an
+/// operator (or a test) can tell from the log who held which partition when.
+fn named(partitions: &TopicPartitionList) -> String {
+    partitions
+        .elements()
+        .iter()
+        .map(|p| format!("{}/{}", p.topic(), p.partition()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 impl ConsumerContext for LoopContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
@@ -139,7 +150,10 @@ impl ConsumerContext for LoopContext {
                 self.state.set_held(assigned.len());
             }
             self.hand_over(consumer, &revoked);
-            tracing::info!(handler = %self.name, partitions = revoked.len(), "partitions revoked");
+            tracing::info!(
+                handler = %self.name, count = revoked.len(), partitions = %named(partitions),
+                "partitions revoked"
+            );
         }
     }
 
@@ -153,7 +167,10 @@ impl ConsumerContext for LoopContext {
                     all.len()
                 };
                 self.state.set_partitions(held);
-                tracing::info!(handler = %self.name, partitions = partitions.count(), held, "partitions assigned");
+                tracing::info!(
+                    handler = %self.name, count = partitions.count(), partitions = %named(partitions),
+                    held, "partitions assigned"
+                );
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => {
