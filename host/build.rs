@@ -13,9 +13,10 @@ use std::process::Command;
 use std::{env, fs};
 
 #[path = "src/handler_crates.rs"]
+#[allow(dead_code)] // The dev loop's profile is the host's concern, not the build's.
 mod handler_crates;
 
-use handler_crates::{TARGET, built_component};
+use handler_crates::{Profile, TARGET, built_component};
 
 fn main() {
     emit_wasmtime_version();
@@ -54,7 +55,8 @@ fn main() {
     let target_dir = target_dir().join("handlers");
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let names = crates.iter().map(|(name, _)| name.as_str());
-    let mut cmd = handler_crates::cargo_build(&cargo, &workspace, &target_dir, names);
+    let mut cmd =
+        handler_crates::cargo_build(&cargo, &workspace, &target_dir, Profile::Release, names);
     clean_env(&mut cmd);
     let output = cmd
         .output()
@@ -67,7 +69,7 @@ fn main() {
     }
 
     for (name, _) in &crates {
-        let from = built_component(&target_dir, name);
+        let from = built_component(&target_dir, Profile::Release, name);
         let to = handlers_dir.join(format!("{name}.wasm"));
         install(&from, &to);
     }

@@ -21,7 +21,8 @@
 //! mean, so A/B comparisons of engine settings can be read from it.
 //!
 //! `DISPATCH_ONLY=fresh` or `reused` (quick mode) runs only those cases,
-//! e.g. under a profiler.
+//! e.g. under a profiler; `DISPATCH_BATCHES=600` runs each case that much
+//! longer (default 30), so that a profile is the calls and not the start.
 //!
 //! `cargo bench -p event-host --bench dispatch`. Figures go in BENCHMARKS.md.
 
@@ -293,12 +294,18 @@ fn contracts(rt: &tokio::runtime::Runtime, runtime: &Runtime, event: &Event) {
     }
 }
 
-/// The per-event time of the fastest of 30 batches of 2,000 runs of `f`,
-/// each awaited in place (no runtime entry per run).
+/// The per-event time of the fastest of 30 (or `DISPATCH_BATCHES`) batches
+/// of 2,000 runs of `f`, each awaited in place (no runtime entry per run).
 async fn fastest(mut f: impl AsyncFnMut()) -> Duration {
     const BATCH: u32 = 2_000;
+    let batches = std::env::var("DISPATCH_BATCHES")
+        .map(|n| {
+            n.parse::<u32>()
+                .expect("DISPATCH_BATCHES: a number of batches")
+        })
+        .unwrap_or(30);
     let mut fastest = Duration::MAX;
-    for _ in 0..30 {
+    for _ in 0..batches {
         let started = Instant::now();
         for _ in 0..BATCH {
             f().await;

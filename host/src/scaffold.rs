@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::handler_crates;
+
 /// Crates under `handlers/` that are not handlers: a new one may not take
 /// their names.
 const RESERVED: &[&str] = &["sdk", "sdk-macros", "demo-common"];
@@ -110,7 +112,8 @@ license.workspace = true
 publish.workspace = true
 
 # A handler is a cdylib: host/build.rs (and `--dev`) build it into
-# handlers/{name}.wasm for the wasm32-wasip2 target.
+# handlers/{name}.wasm for the {target} target. By hand:
+# cargo build --profile {profile} --target {target} -p {name}
 [lib]
 crate-type = ["cdylib"]
 
@@ -121,7 +124,9 @@ serde.workspace = true
 [dev-dependencies]
 serde_json.workspace = true
 "#,
-            name = self.name
+            name = self.name,
+            profile = handler_crates::Profile::Release.name(),
+            target = handler_crates::TARGET,
         )
     }
 
