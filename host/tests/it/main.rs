@@ -15,6 +15,7 @@ mod compose_service;
 mod consume_edges;
 mod contract;
 mod demo_embedded;
+mod dev_loop;
 mod e2e_tansu;
 mod faults;
 mod harness;

@@ -28,10 +28,11 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// The workspace's root manifest and lock file, the contract and the SDK
-/// crates under `handlers/`, in a fresh folder.
-fn workspace_copy() -> PathBuf {
+/// crates under `handlers/`, in a fresh folder `name` (one per test: tests
+/// run at once).
+pub(crate) fn workspace_copy(name: &str) -> PathBuf {
     let real = workspace();
-    let copy = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scaffold-workspace");
+    let copy = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&copy);
     for library in ["sdk", "sdk-macros"] {
         copy_dir(
@@ -54,7 +55,7 @@ fn workspace_copy() -> PathBuf {
     copy
 }
 
-fn run(cmd: &mut Command) -> String {
+pub(crate) fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run the command");
     let text = format!(
         "{}{}",
@@ -67,7 +68,7 @@ fn run(cmd: &mut Command) -> String {
 
 #[test]
 fn a_new_handler_builds_passes_its_tests_and_runs() {
-    let ws = workspace_copy();
+    let ws = workspace_copy("scaffold-workspace");
     let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target");
     let said = run(Command::new(env!("CARGO_BIN_EXE_event-host"))
         .args(["new", "audit-log", "--topic", "order-events"])
