@@ -11,7 +11,8 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -72,10 +73,29 @@ impl AdminPolicy {
 pub struct Admin;
 
 impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
+    type Rejection = Refused;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        app.admin().check(&parts.headers).map(|()| Admin)
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Refused> {
+        app.admin()
+            .check(&parts.headers)
+            .map(|()| Admin)
+            .map_err(Refused)
+    }
+}
+
+/// A change refused before its body was read. The unread body leaves the
+/// connection unfit for another request, and the server closes it; the
+/// answer says `Connection: close`, so that a client does not send its
+/// next request on it (and get a broken pipe instead of an answer).
+pub struct Refused(ApiError);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let mut response = self.0.into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
     }
 }
 

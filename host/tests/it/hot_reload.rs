@@ -207,6 +207,8 @@ async fn handlers_are_managed_over_http_with_the_admin_token() {
 
     let r = put(None, good.clone()).await.unwrap();
     assert_eq!(r.status(), 401);
+    // Refused before its body was read: the connection is not reused.
+    assert_eq!(r.headers()["connection"], "close");
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "unauthorized");
     let r = put(Some("wrong"), good.clone()).await.unwrap();
     assert_eq!(r.status(), 401);
