@@ -70,8 +70,9 @@ fn in_dev_mode_each_save_of_a_handler_crate_is_served_as_a_new_version() {
     ]);
 
     // At start the dev loop builds every handler crate once, with the dev
-    // profile, so that a save rebuilds only its crate.
-    host.wait_for("dev mode: ready for edits");
+    // profile, so that a save rebuilds only its crate. On a fresh machine
+    // that builds their dependencies too, beside the other tests.
+    host.wait_for_within("dev mode: ready for edits", Duration::from_secs(600));
     let warmed = target.join("handlers/wasm32-wasip2/handler-dev/dev_probe.wasm");
     assert!(warmed.is_file(), "{} not built", warmed.display());
 

@@ -643,9 +643,15 @@ impl HostProcess {
 
     /// Waits for a log line containing `needle` and returns it.
     pub fn wait_for(&mut self, needle: &str) -> String {
+        self.wait_for_within(needle, PATIENCE)
+    }
+
+    /// [`HostProcess::wait_for`], for something that may take longer (a
+    /// cargo build from nothing, with other tests running).
+    pub fn wait_for_within(&mut self, needle: &str, patience: Duration) -> String {
         let started = Instant::now();
         loop {
-            let left = PATIENCE.saturating_sub(started.elapsed());
+            let left = patience.saturating_sub(started.elapsed());
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
                     self.log.push(line.clone());
