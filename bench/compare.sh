@@ -53,6 +53,10 @@
 #   DEMO_SRC     the demo's folder (../shared/demo)
 #   OUT          where reports and logs go (a new /tmp folder)
 #   KAFKA_BROKERS a running cluster to use instead of fresh tansu brokers
+#   BASELINE     a git revision of event-host to run too, before this tree's
+#                host, with its own handlers and the same settings: what a
+#                change did, side by side (e.g. BASELINE=563320b ONLY=host).
+#                Built from `git archive` under $CARGO_TARGET_DIR-baseline.
 #
 # Broker, server and load generator share this machine's cores; the report
 # says how busy each was, and how busy everything else on the machine was.
@@ -66,6 +70,7 @@ DURATION=${DURATION:-10s}
 DRAIN=${DRAIN:-15s}
 ONLY=${ONLY:-}
 IDLE_HANDLERS=${IDLE_HANDLERS:-0}
+BASELINE=${BASELINE:-}
 EXTERNAL_BROKERS=${KAFKA_BROKERS:-}
 HOST_ENV=${HOST_ENV:-}
 LOADGEN_ARGS=${LOADGEN_ARGS:-}
@@ -156,7 +161,8 @@ start_host() { # log-suffix
     # Without RUST_BACKTRACE: with it wasmtime captures a backtrace per event (BENCHMARKS.md).
     # shellcheck disable=SC2086 # HOST_ENV is a list of NAME=VALUE
     (cd "$ROOT" && exec env -u RUST_BACKTRACE KAFKA_BROKERS="$BROKERS" PORT="$http_port" \
-        HANDLERS_DIR="$HANDLERS" LAG_INTERVAL_MS=500 $HOST_ENV "$BIN/event-host" > "$OUT/event-host-$1.log" 2>&1) &
+        HANDLERS_DIR="${HOST_HANDLERS:-$HANDLERS}" LAG_INTERVAL_MS=500 $HOST_ENV \
+        "${HOST_EXE:-$BIN/event-host}" > "$OUT/event-host-$1.log" 2>&1) &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
     URL=http://127.0.0.1:$http_port
@@ -164,6 +170,11 @@ start_host() { # log-suffix
     if [[ -n $EXTERNAL_BROKERS ]]; then
         wait_for "event-host catching up with the cluster's backlog" 300 caught_up "$URL"
     fi
+}
+
+# The BASELINE build, with its own handlers.
+start_baseline() { # log-suffix
+    HOST_EXE=$BIN/event-host-baseline HOST_HANDLERS=$OUT/handlers-baseline start_host "baseline-$1"
 }
 
 start_demo() { # log-suffix
@@ -295,6 +306,23 @@ if ((IDLE_HANDLERS > 0)); then
     done
 fi
 
+if [[ -n $BASELINE ]]; then
+    base_rev=$(git -C "$ROOT" rev-parse --short "$BASELINE^{commit}")
+    base_target=$TARGET-baseline
+    base_src=$base_target/src-$base_rev
+    if [[ ! -f $base_src/Cargo.toml ]]; then
+        mkdir -p "$base_src"
+        git -C "$ROOT" archive "$base_rev" | tar -x -C "$base_src"
+    fi
+    say "building the baseline, event-host $base_rev (release; its own target dir)"
+    (cd "$base_src" && CARGO_TARGET_DIR=$base_target cargo build --release -p event-host --bin event-host)
+    cp "$base_target/release/event-host" "$BIN/event-host-baseline"
+    mkdir -p "$OUT/handlers-baseline"
+    for h in user-handler order-handler notification-analytics; do
+        cp "$base_src/handlers/$h.wasm" "$OUT/handlers-baseline/"
+    done
+fi
+
 busy=$(machine_busy)
 say "machine busy before the runs: $busy %"
 if ((busy > 15)); then
@@ -311,6 +339,7 @@ run() { # side label
 }
 
 if [[ $ONLY != demo ]]; then
+    if [[ -n $BASELINE ]]; then run baseline "event-host-baseline"; fi
     run host event-host
 fi
 
@@ -361,6 +390,7 @@ broker_version=$(tansu --version 2> /dev/null || echo 'tansu ?')
 if [[ -n $EXTERNAL_BROKERS ]]; then broker_version="broker at $EXTERNAL_BROKERS"; fi
 echo "- versions: $(rustc --version | cut -d' ' -f1-2), $broker_version${DEMO_VERSIONS:+, $DEMO_VERSIONS}"
 echo "- event-host: $tree${HOST_ENV:+, with $HOST_ENV}"
+if [[ -n $BASELINE ]]; then echo "- event-host-baseline: $base_rev, the same settings"; fi
 if [[ $MODE == capacity ]]; then
     echo "- wrk -t2 -c$CONNECTIONS -d$DURATION after a 2 s warm-up; reports and logs in $OUT"
     echo
@@ -370,6 +400,6 @@ if [[ $MODE == capacity ]]; then
     exit 0
 fi
 echo "- rates $RATES, $DURATION each; reports, JSON and logs in $OUT"
-for label in event-host node-demo; do
+for label in event-host-baseline event-host node-demo; do
     if [[ -f $OUT/$label.md ]]; then cat "$OUT/$label.md"; fi
 done
