@@ -8,11 +8,9 @@ use std::collections::BTreeSet;
 
 use serde_yaml_ng::Value;
 
-use crate::compose::{
-    compose, dashboard, panels, prometheus_config, published_ranges, queries, repo_path, scalar,
-    service, services,
-};
+use crate::compose::{compose, published_ranges, repo_path, scalar, service, services};
 use crate::compose_service::{SERVICE, published};
+use crate::compose_watching::{dashboard, panels, prometheus_config, queries};
 use crate::support::files::shell_commands;
 
 /// Every `localhost:PORT` in a text.

@@ -12,6 +12,7 @@ mod cluster;
 mod compose;
 mod compose_scale;
 mod compose_service;
+mod compose_watching;
 mod consume_edges;
 mod contract;
 mod demo_embedded;
