@@ -5,7 +5,7 @@
 //! prints the compiler's errors.
 //!
 //! It builds with the `handler-dev` profile (no link-time optimisation, so a
-//! save rebuilds in about half a second), and builds every handler crate
+//! save rebuilds in well under a second), and builds every handler crate
 //! once at start, so that the first save does not wait for the crates'
 //! dependencies.
 

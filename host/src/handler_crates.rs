@@ -13,7 +13,7 @@ pub const TARGET: &str = "wasm32-wasip2";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
     /// As the host serves them (the build script, a build by hand):
-    /// optimised across crates, which makes a call 8–12 % faster.
+    /// optimised across crates, which makes a call 7–12 % faster.
     Release,
     /// What `--dev` rebuilds on each save: the same without link-time
     /// optimisation, which would add ~0.7 s to every edit.
