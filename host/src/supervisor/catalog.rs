@@ -5,7 +5,6 @@
 use super::{ChangeError, Supervisor, Uploaded, Validated};
 use crate::cluster::catalog::Change;
 use crate::metrics::Reload;
-use crate::registry;
 
 impl Supervisor {
     /// Loads (compiles) `bytes` as handler `name` without installing it.
@@ -14,21 +13,12 @@ impl Supervisor {
         name: &str,
         bytes: Vec<u8>,
     ) -> Result<Validated, ChangeError> {
-        registry::validate_name(name).map_err(ChangeError::InvalidName)?;
-        match self.runtime.load(name, bytes).await {
-            Ok(component) => {
-                let digest = component.digest().to_string();
-                Ok(Validated {
-                    running: self.registry.digest(name).as_deref() == Some(digest.as_str()),
-                    paused: self.registry.is_paused(name),
-                    digest,
-                })
-            }
-            Err(e) => {
-                self.bus.metrics().reload(name, Reload::Rejected);
-                Err(ChangeError::Rejected(e))
-            }
-        }
+        let digest = self.load(name, bytes).await?.digest().to_string();
+        Ok(Validated {
+            running: self.registry.digest(name).as_deref() == Some(digest.as_str()),
+            paused: self.registry.is_paused(name),
+            digest,
+        })
     }
 
     /// Makes this instance serve what the catalog says of a handler: its

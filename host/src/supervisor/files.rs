@@ -53,19 +53,22 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Loads (compiles) `bytes` as handler `name`, installing nothing; a
+    /// bad name or a component that does not load is refused and counted.
+    pub(super) async fn load(&self, name: &str, bytes: Vec<u8>) -> Result<Component, ChangeError> {
+        registry::validate_name(name).map_err(ChangeError::InvalidName)?;
+        self.runtime.load(name, bytes).await.map_err(|e| {
+            self.bus.metrics().reload(name, Reload::Rejected);
+            ChangeError::Rejected(e)
+        })
+    }
+
     pub(super) async fn upload(
         &mut self,
         name: &str,
         bytes: Vec<u8>,
     ) -> Result<Uploaded, ChangeError> {
-        registry::validate_name(name).map_err(ChangeError::InvalidName)?;
-        let component = match self.runtime.load(name, bytes.clone()).await {
-            Ok(component) => component,
-            Err(e) => {
-                self.bus.metrics().reload(name, Reload::Rejected);
-                return Err(ChangeError::Rejected(e));
-            }
-        };
+        let component = self.load(name, bytes.clone()).await?;
         let file = self.file_for(name);
         write_atomically(&file, &bytes).await?;
         Ok(self.install(name, &file, component).await?)
